@@ -1,0 +1,40 @@
+# `make demo` and `make test` do all set-up on a fresh machine.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint typecheck pytest demo bench fmt clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+lint: install
+	$(BIN)/ruff format --check rerank_cli tests bench
+	$(BIN)/ruff check rerank_cli tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+demo: install
+	@bash examples/demo.sh
+
+bench: install
+	$(BIN)/python -m bench
+
+fmt: install
+	$(BIN)/ruff format rerank_cli tests bench
+	$(BIN)/ruff check --fix rerank_cli tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,27 @@
+"""rerank: rank documents by relevance to a query with any /v1/rerank API.
+
+The Python API mirrors the command line::
+
+    from rerank_cli import rerank
+    results = rerank("capital of France", ["Paris is the capital.", "Bananas are yellow."])
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from rerank_cli.documents import Result
+
+__all__ = ["__version__", "rerank"]
+
+
+def rerank(query: str, documents: Iterable[str], **settings: Any) -> list[Result]:
+    """Rank ``documents`` against ``query``; ``settings`` are the CLI's long option names."""
+    from rerank_cli.api import rerank as _rerank
+
+    return _rerank(query, documents, **settings)

@@ -1,0 +1,31 @@
+"""Entry point. Kept free of heavy imports so ``rerank --version`` answers at once."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from rerank_cli import __version__
+
+# Subcommands; anything else in first place means the default one, `rank`.
+# tests/test_cli.py checks this against the Typer app.
+SUBCOMMANDS = frozenset({"rank", "config"})
+ROOT_OPTIONS = frozenset({"--help", "-h", "--install-completion", "--show-completion"})
+
+
+def route(args: Sequence[str]) -> list[str]:
+    """``rerank QUERY …`` is ``rerank rank QUERY …``."""
+    args = list(args)
+    if args and args[0] not in SUBCOMMANDS and args[0] not in ROOT_OPTIONS:
+        return ["rank", *args]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args in (["--version"], ["-V"]):
+        sys.stdout.write(f"rerank {__version__}\n")
+        return 0
+    from rerank_cli.cli.app import run
+
+    return run(route(args))

@@ -1,0 +1,47 @@
+"""``rerank config path|show|set|unset`` — the config file."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Show or change the config file (config.toml).", no_args_is_help=True)
+
+
+@app.command()
+def path(ctx: typer.Context) -> None:
+    """Print the config file's path."""
+    from rerank_cli import config
+
+    typer.echo(str(config.config_path(ctx.obj.env)))
+
+
+@app.command()
+def show(ctx: typer.Context) -> None:
+    """Print the config file, keys redacted."""
+    from rerank_cli import configuration
+
+    typer.echo(configuration.show(ctx.obj.env), nl=False)
+
+
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="A setting, e.g. api_key, model, base_url.")],
+    value: Annotated[str, typer.Argument(help="Its value.")],
+) -> None:
+    """Set KEY to VALUE (the file is written with mode 0600)."""
+    from rerank_cli import configuration
+
+    ctx.obj.info(configuration.set_value(ctx.obj.env, key, value))
+
+
+@app.command()
+def unset(
+    ctx: typer.Context, key: Annotated[str, typer.Argument(help="The setting to remove.")]
+) -> None:
+    """Remove KEY from the config file."""
+    from rerank_cli import configuration
+
+    ctx.obj.info(configuration.unset_value(ctx.obj.env, key))

@@ -1,0 +1,171 @@
+"""One rerank request, made reliably: retries with the server's hints or jittered backoff, and
+every failure turned into the exception tree. The transport is injectable (the test seam)."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+from rerank_cli import __version__, protocol
+from rerank_cli.engines.base import Stats
+from rerank_cli.errors import ApiFailed, ApiRefused, RequestTooLarge
+from rerank_cli.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
+
+RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+# A server's hint is obeyed up to this many seconds; longer, and we would rather fail visibly.
+MAX_HINT_SECONDS = 120.0
+_TOO_LARGE = re.compile(
+    r"too (large|long|big|many)|exceed|maximum|max(imum)? (number|batch|size)|payload", re.I
+)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def retry_hint(headers: httpx.Headers, body: bytes, now: float | None = None) -> float | None:
+    """Seconds the server asked us to wait: ``retry-after-ms``, ``Retry-After`` (seconds or an
+    HTTP date), or ``error.retry_after_s`` in a JSON body — the first present wins."""
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                when = None
+            if when is not None:
+                return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return protocol.error_retry_after(body)
+
+
+class RerankClient:
+    """An ``httpx.AsyncClient`` with keep-alive, used as ``async with RerankClient(...)``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        stats: Stats | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stats = stats or Stats()
+        self._transport = transport
+        self._sleep = sleep
+        self._rng = rng
+        self._notify = notify
+        self._http: httpx.AsyncClient | None = None
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"rerank-cli/{__version__}",
+        }
+        if self.settings.api_key:
+            headers["Authorization"] = f"Bearer {self.settings.api_key}"
+        if self.settings.wait_cold > 0:
+            headers["Prefer"] = f"wait={self.settings.wait_cold}"
+        return headers
+
+    async def __aenter__(self) -> RerankClient:
+        import httpx
+
+        s = self.settings
+        # A held request (Prefer: wait) may legitimately take wait_cold longer to answer.
+        timeout = httpx.Timeout(s.timeout, read=s.timeout + s.wait_cold)
+        limits = httpx.Limits(
+            max_connections=s.concurrency, max_keepalive_connections=s.concurrency
+        )
+        self._http = httpx.AsyncClient(
+            transport=self._transport, timeout=timeout, limits=limits, headers=self.headers()
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter: uniform in [0, min(cap, base·2^attempt)]."""
+        s = self.settings
+        return self._rng() * min(s.backoff_cap, s.backoff_base * 2.0**attempt)
+
+    async def rerank(self, query: str, texts: Sequence[str]) -> list[float]:
+        """Scores for ``texts``, in order. Raises :class:`RequestTooLarge` for the caller to
+        split the batch, :class:`ApiRefused` or :class:`ApiFailed` otherwise."""
+        import httpx
+
+        assert self._http is not None, "use RerankClient as an async context manager"
+        s = self.settings
+        url = s.rerank_url
+        body = protocol.build_request(s.model, query, texts)
+        last_failure = "no attempt made"
+        for attempt in range(s.max_retries + 1):
+            self.stats.requests += 1
+            self.stats.bytes_sent += len(body)
+            try:
+                response = await self._http.post(url, content=body)
+            except httpx.TimeoutException:
+                last_failure = f"no answer within {s.timeout:g} s"
+                wait = self.backoff(attempt)
+            except httpx.TransportError as error:
+                last_failure = f"connection failed ({type(error).__name__}: {error})".replace(
+                    ": )", ")"
+                )
+                wait = self.backoff(attempt)
+            else:
+                status = response.status_code
+                content = response.content
+                if 200 <= status < 300:
+                    return protocol.parse_response(content, len(texts))
+                message = protocol.error_message(content)
+                if status not in RETRY_STATUSES:
+                    raise self._refusal(status, message)
+                last_failure = f"HTTP {status}" + (f" ({message})" if message else "")
+                hint = retry_hint(response.headers, content)
+                wait = self.backoff(attempt) if hint is None else min(hint, MAX_HINT_SECONDS)
+            if attempt == s.max_retries:
+                break
+            self.stats.retries += 1
+            if self._notify is not None:
+                self._notify(f"{last_failure}; retrying in {wait:.1f} s")
+            await self._sleep(wait)
+        tries = s.max_retries + 1
+        raise ApiFailed(f"{url}: failed after {tries} attempt{'s' * (tries > 1)}: {last_failure}")
+
+    def _refusal(self, status: int, message: str | None) -> Exception:
+        s = self.settings
+        quoted = message or f"HTTP {status}"
+        if status == 413 or (status in (400, 422) and message and _TOO_LARGE.search(message)):
+            return RequestTooLarge(f"request too large for {s.host}: {quoted}", status)
+        if status == 401:
+            return ApiRefused(
+                "API key missing or rejected — set GR_KEY or run: rerank config set api_key …",
+                status,
+            )
+        if status == 402:
+            return ApiRefused(f"out of credit at {s.host}", status)
+        if status == 404:
+            said = f" (the server said: {message})" if message else ""
+            return ApiRefused(f"model {s.model} is not served by {s.base_url}{said}", status)
+        if status < 500:
+            return ApiRefused(f"the API refused the request (HTTP {status}): {quoted}", status)
+        return ApiFailed(f"the API failed (HTTP {status}): {quoted}", status)

@@ -1,0 +1,85 @@
+"""The hosted-API engine: batches, runs them concurrently on one keep-alive client, splits any
+batch the server finds too large, and reports each batch's scores as it lands."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from rerank_cli.batching import plan_batches
+from rerank_cli.client import RerankClient, Sleep
+from rerank_cli.engines.base import ScoreCallback, Stats
+from rerank_cli.errors import ApiRefused, RequestTooLarge
+from rerank_cli.protocol import request_overhead
+from rerank_cli.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
+
+
+class ApiEngine:
+    name = "api"
+
+    def __init__(
+        self,
+        settings: Settings,
+        stats: Stats | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stats = stats or Stats()
+        self._transport = transport
+        self._sleep = sleep
+        self._notify = notify
+
+    async def score(
+        self, query: str, texts: Sequence[str], on_scores: ScoreCallback | None = None
+    ) -> list[float]:
+        s = self.settings
+        scores = [0.0] * len(texts)
+        pending = deque(
+            plan_batches(texts, s.batch_size, s.max_request_bytes, request_overhead(s.model, query))
+        )
+        client = RerankClient(
+            s, self.stats, transport=self._transport, sleep=self._sleep, notify=self._notify
+        )
+
+        async def run_batch(batch: list[int]) -> None:
+            try:
+                batch_scores = await client.rerank(query, [texts[i] for i in batch])
+            except RequestTooLarge as error:
+                if len(batch) == 1:
+                    raise ApiRefused(
+                        f"a single document is too large for the API: {error}", error.status
+                    ) from None
+                middle = len(batch) // 2
+                await run_batch(batch[:middle])
+                await run_batch(batch[middle:])
+                return
+            self.stats.batches += 1
+            self.stats.sent += len(batch)
+            for position, value in zip(batch, batch_scores, strict=True):
+                scores[position] = value
+            if on_scores is not None:
+                on_scores(batch, batch_scores)
+
+        async def worker() -> None:
+            while pending:
+                await run_batch(pending.popleft())
+
+        async with client:
+            workers = [
+                asyncio.ensure_future(worker()) for _ in range(min(s.concurrency, len(pending)))
+            ]
+            try:
+                await asyncio.gather(*workers)
+            except BaseException:
+                for task in workers:
+                    task.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                raise
+        return scores

@@ -1,0 +1,87 @@
+"""From documents to a ranking: split into scored units → dedup → engine → fold units back into
+documents (best unit wins) → global order by score, ties by input order → filters.
+
+Engines are pointwise, so the ranking does not depend on how the engine batches."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from rerank_cli.documents import Chunk, Document, Result
+from rerank_cli.engines.base import Engine, ScoreCallback, Stats
+
+# A splitter turns one document into the units that are scored: (chunk, text) pairs. The
+# default scores the document whole.
+Splitter = Callable[[Document], Sequence[tuple[Chunk | None, str]]]
+
+
+def whole(document: Document) -> Sequence[tuple[Chunk | None, str]]:
+    return ((None, document.text),)
+
+
+@dataclass
+class Filters:
+    top_k: int | None = None
+    min_score: float | None = None
+
+
+async def score_documents(
+    query: str,
+    documents: Sequence[Document],
+    engine: Engine,
+    stats: Stats,
+    split: Splitter = whole,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> list[Result]:
+    """Score every document; results come back unranked, in input order."""
+    started = time.perf_counter()
+    owner: list[tuple[int, Chunk | None, int]] = []  # unit → (document, chunk, unique text)
+    position_of: dict[str, int] = {}
+    texts: list[str] = []
+    for number, document in enumerate(documents):
+        for chunk, text in split(document):
+            position = position_of.setdefault(text, len(texts))
+            if position == len(texts):
+                texts.append(text)
+            owner.append((number, chunk, position))
+    stats.texts += len(owner)
+    stats.unique += len(texts)
+
+    on_scores: ScoreCallback | None = None
+    if on_progress is not None:
+        done = 0
+
+        def on_scores(positions: Sequence[int], _: Sequence[float]) -> None:
+            nonlocal done
+            done += len(positions)
+            on_progress(done, len(texts))
+
+    scores = await engine.score(query, texts, on_scores) if texts else []
+
+    best: list[Result | None] = [None] * len(documents)
+    for number, chunk, position in owner:
+        score = scores[position]
+        current = best[number]
+        if current is None:
+            best[number] = Result(0, score, documents[number], chunk)
+        else:
+            current.chunks_scored += 1
+            if score > current.score:
+                current.score, current.chunk = score, chunk
+    stats.elapsed += time.perf_counter() - started
+    return [result for result in best if result is not None]
+
+
+def rank(results: Sequence[Result], filters: Filters | None = None) -> list[Result]:
+    """Order by score (ties by input order), number from 1, then apply the filters."""
+    ordered = sorted(results, key=lambda r: (-r.score, r.document.index))
+    for rank_number, result in enumerate(ordered, 1):
+        result.rank = rank_number
+    if filters is not None:
+        if filters.min_score is not None:
+            ordered = [r for r in ordered if r.score >= filters.min_score]
+        if filters.top_k is not None:
+            ordered = ordered[: filters.top_k]
+    return ordered

@@ -1,0 +1,116 @@
+"""The rerank wire format: the request body, and a strict reading of the response.
+
+Accepted responses: ``{"results": [{index, relevance_score|score}]}`` (gigarouter, Cohere, Jina,
+vLLM, infinity …), ``{"data": [...]}`` (Voyage) and a bare list ``[{index, score}]`` (TEI).
+Each must give exactly one finite score per document sent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from rerank_cli.errors import BadResponse
+
+BODY_EXCERPT = 200
+
+
+def build_request(model: str, query: str, texts: Sequence[str]) -> bytes:
+    return orjson.dumps({"model": model, "query": query, "documents": list(texts)})
+
+
+def request_overhead(model: str, query: str) -> int:
+    """Bytes of a request with no documents."""
+    return len(build_request(model, query, []))
+
+
+def document_cost(text: str) -> int:
+    """Bytes one document adds to a request (its JSON string and a comma)."""
+    return len(orjson.dumps(text)) + 1
+
+
+def excerpt(body: bytes) -> str:
+    text = body[:BODY_EXCERPT].decode("utf-8", errors="replace")
+    return text + ("…" if len(body) > BODY_EXCERPT else "")
+
+
+def _bad(reason: str, body: bytes) -> BadResponse:
+    return BadResponse(f"unexpected response from API: {reason}: {excerpt(body)}")
+
+
+def _items(payload: Any) -> list[Any] | None:
+    if isinstance(payload, list):
+        return payload
+    if isinstance(payload, dict):
+        for key in ("results", "data"):
+            if isinstance(payload.get(key), list):
+                return list(payload[key])
+    return None
+
+
+def parse_response(body: bytes, count: int) -> list[float]:
+    """The scores, in the order of the documents sent; raises :class:`BadResponse`."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise _bad(f"invalid JSON ({str(error).split(':', 1)[0]})", body) from None
+    items = _items(payload)
+    if items is None:
+        raise _bad("no results list", body)
+    scores: list[float | None] = [None] * count
+    for item in items:
+        if not isinstance(item, dict):
+            raise _bad("a result is not an object", body)
+        index = item.get("index")
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise _bad("a result has no integer index", body)
+        if not 0 <= index < count:
+            raise _bad(f"index {index} out of range for {count} documents", body)
+        if scores[index] is not None:
+            raise _bad(f"index {index} appears twice", body)
+        score = item.get("relevance_score", item.get("score"))
+        if not isinstance(score, (int, float)) or isinstance(score, bool):
+            raise _bad(f"index {index} has no numeric score", body)
+        if not math.isfinite(score):
+            raise _bad(f"index {index} has a non-finite score", body)
+        scores[index] = float(score)
+    missing = [i for i, s in enumerate(scores) if s is None]
+    if missing:
+        raise _bad(f"{len(missing)} of {count} documents have no score", body)
+    return [s for s in scores if s is not None]
+
+
+def error_message(body: bytes) -> str | None:
+    """The server's own words from an error body, in any of the shapes providers use."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body.decode("utf-8", errors="replace").strip()
+        return excerpt(text.encode()) if text else None
+    if not isinstance(payload, dict):
+        return None
+    error = payload.get("error")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    for value in (error, payload.get("message"), payload.get("detail")):
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            return "; ".join(str(v.get("msg", v)) for v in value[:3])  # FastAPI/pydantic detail
+    return None
+
+
+def error_retry_after(body: bytes) -> float | None:
+    """``error.retry_after_s`` from a gigarouter error body."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    error = payload.get("error") if isinstance(payload, dict) else None
+    value = error.get("retry_after_s") if isinstance(error, dict) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return None

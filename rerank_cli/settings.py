@@ -1,0 +1,175 @@
+"""Resolved settings: for each one the first found wins — option → environment → config file →
+default. Every config key is declared once here, with its type and its environment variable."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+from rerank_cli.errors import UsageError
+
+DEFAULT_BASE_URL = "https://gigarouter.ai/v1"
+DEFAULT_MODEL = "Qwen/Qwen3-Reranker-0.6B"
+KEY_VARIABLES = ("GR_KEY", "RERANK_API_KEY")
+
+
+@dataclass
+class Settings:
+    engine: str = "api"
+    base_url: str = DEFAULT_BASE_URL
+    model: str = DEFAULT_MODEL
+    api_key: str | None = None
+    api_key_origin: str | None = None  # where the key came from, for messages (never the value)
+    batch_size: int = 64
+    max_request_bytes: int = 4_000_000
+    concurrency: int = 4
+    max_retries: int = 6
+    timeout: float = 60.0
+    wait_cold: int = 30
+    allow_insecure: bool = False
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+
+    @property
+    def rerank_url(self) -> str:
+        return self.base_url.rstrip("/") + "/rerank"
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).netloc or self.base_url
+
+
+def _positive_int(value: Any) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be at least 1")
+    return number
+
+
+def _non_negative_int(value: Any) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be 0 or more")
+    return number
+
+
+def _positive_float(value: Any) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be more than 0")
+    return number
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _engine(value: Any) -> str:
+    text = str(value)
+    if text not in ("api", "lexical"):
+        raise ValueError("must be api or lexical")
+    return text
+
+
+# config key → (converter, environment variable or None)
+CONFIG_KEYS: dict[str, tuple[Callable[[Any], Any], str | None]] = {
+    "engine": (_engine, "RERANK_ENGINE"),
+    "base_url": (str, "RERANK_BASE_URL"),
+    "model": (str, "RERANK_MODEL"),
+    "api_key": (str, None),  # GR_KEY / RERANK_API_KEY, handled below
+    "batch_size": (_positive_int, "RERANK_BATCH_SIZE"),
+    "max_request_bytes": (_positive_int, "RERANK_MAX_REQUEST_BYTES"),
+    "concurrency": (_positive_int, "RERANK_CONCURRENCY"),
+    "max_retries": (_non_negative_int, "RERANK_MAX_RETRIES"),
+    "timeout": (_positive_float, "RERANK_TIMEOUT"),
+    "wait_cold": (_non_negative_int, "RERANK_WAIT_COLD"),
+    "allow_insecure": (_boolean, None),
+}
+SECRET_KEYS = frozenset({"api_key"})
+
+
+def convert(key: str, value: Any, origin: str) -> Any:
+    try:
+        converter, _ = CONFIG_KEYS[key]
+    except KeyError:
+        known = ", ".join(sorted(CONFIG_KEYS))
+        raise UsageError(f"unknown setting {key!r} in {origin} (known: {known})") from None
+    try:
+        return converter(value)
+    except (TypeError, ValueError) as error:
+        shown = "…" if key in SECRET_KEYS else repr(value)
+        raise UsageError(f"{origin}: {key} = {shown}: {error}") from None
+
+
+def resolve(
+    options: Mapping[str, Any],
+    env: Mapping[str, str],
+    config: Mapping[str, Any],
+    config_origin: str = "config file",
+) -> Settings:
+    """Build :class:`Settings`; ``options`` holds only what was given on the command line."""
+    known = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            continue  # tables ([profiles.X] …) belong to other settings
+        values[key] = convert(key, value, config_origin)
+        if key == "api_key":
+            values["api_key_origin"] = config_origin
+    for key, (_, variable) in CONFIG_KEYS.items():
+        if variable and env.get(variable):
+            values[key] = convert(key, env[variable], f"${variable}")
+    for variable in reversed(KEY_VARIABLES):
+        if env.get(variable):
+            values["api_key"] = env[variable]
+            values["api_key_origin"] = f"${variable}"
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key not in known:
+            raise UsageError(f"unknown setting {key!r}")
+        values[key] = (
+            convert(key, value, f"--{key.replace('_', '-')}") if key in CONFIG_KEYS else value
+        )
+        if key == "api_key":
+            values["api_key_origin"] = "--api-key"
+    return Settings(**values)
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_transport_security(settings: Settings) -> None:
+    """Refuse to send a key in clear text anywhere but this machine."""
+    parts = urlsplit(settings.base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(
+            f"--base-url must be an http:// or https:// URL, got {settings.base_url!r}"
+        )
+    if (
+        parts.scheme == "http"
+        and settings.api_key
+        and not settings.allow_insecure
+        and not is_loopback(settings.base_url)
+    ):
+        raise UsageError(
+            f"refusing to send the API key in clear text to {parts.netloc} (http://); "
+            "use https://, or --allow-insecure if you mean it"
+        )

@@ -1,0 +1,42 @@
+"""Machine formats: JSON lines, one JSON array, the plain input records, and TSV."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import IO
+
+import orjson
+
+from rerank_cli.documents import Result
+from rerank_cli.writers.base import WriteOptions, record
+
+_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def write_jsonl(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
+    out.write(b"".join(orjson.dumps(record(r)) + b"\n" for r in results))
+
+
+def write_json(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
+    out.write(orjson.dumps([record(r) for r in results], option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def write_plain(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
+    """Each original record exactly as read; only a missing final newline is added."""
+    end = b"\0" if options.null else b"\n"
+    parts = []
+    for result in results:
+        raw = result.document.raw
+        if options.null:
+            raw = raw.rstrip(b"\r\n")
+        parts.append(raw if raw.endswith(end) else raw + end)
+    out.write(b"".join(parts))
+
+
+def escape_tsv(text: str) -> str:
+    return text.translate(_TSV_ESCAPES)
+
+
+def write_tsv(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
+    lines = (f"{r.score:.4f}\t{escape_tsv(r.document.text)}\n" for r in results)
+    out.write("".join(lines).encode("utf-8"))
