@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rerank_cli import __version__
+
+if TYPE_CHECKING:
+    from rerank_cli.terminal import Environment
 
 # Subcommands; anything else in first place means the default one, `rank`.
 # tests/test_cli.py checks this against the Typer app.
@@ -21,11 +25,13 @@ def route(args: Sequence[str]) -> list[str]:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, environment: Environment | None = None) -> int:
+    """Run the CLI; ``environment`` replaces the process's streams and variables (tests)."""
     args = sys.argv[1:] if argv is None else list(argv)
     if args in (["--version"], ["-V"]):
-        sys.stdout.write(f"rerank {__version__}\n")
+        line = f"rerank {__version__}\n".encode()
+        (environment.stdout if environment else sys.stdout.buffer).write(line)
         return 0
     from rerank_cli.cli.app import run
 
-    return run(route(args))
+    return run(route(args), environment)

@@ -1,0 +1,79 @@
+"""Shared fixtures: run the CLI in-process through its real entry point, with swapped streams."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from rerank_cli.cli import main
+from rerank_cli.terminal import Environment
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: bytes
+    stderr: str
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8")
+
+    def records(self) -> list[dict[str, Any]]:
+        """The JSON lines on stdout."""
+        return [orjson.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+
+RunCli = Callable[..., CliResult]
+
+
+@pytest.fixture
+def isolated_env(tmp_path: Path) -> dict[str, str]:
+    """Variables for a CLI run that sees no user config, cache or key from the outside."""
+    return {
+        "RERANK_CONFIG_DIR": str(tmp_path / "config"),
+        "RERANK_CACHE_DIR": str(tmp_path / "cache"),
+    }
+
+
+@pytest.fixture
+def cli(isolated_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> RunCli:
+    """``cli("query", "doc", stdin=b"…", env={…}, stdout_tty=True)`` → :class:`CliResult`.
+
+    stderr holds both the Environment's stderr and whatever Typer printed itself (usage errors).
+    """
+
+    def run(
+        *args: str,
+        stdin: bytes = b"",
+        env: Mapping[str, str] | None = None,
+        stdin_tty: bool = False,
+        stdout_tty: bool = False,
+        stderr_tty: bool = False,
+        no_color: bool = False,
+        width: int = 100,
+    ) -> CliResult:
+        environment = Environment(
+            stdin=io.BytesIO(stdin),
+            stdout=io.BytesIO(),
+            stderr=io.StringIO(),
+            stdin_isatty=stdin_tty,
+            stdout_isatty=stdout_tty,
+            stderr_isatty=stderr_tty,
+            no_color_env=no_color,
+            width=width,
+            env={**isolated_env, **(env or {})},
+        )
+        code = main(list(args), environment)
+        captured = capsys.readouterr()
+        stdout = environment.stdout.getvalue() + captured.out.encode()  # type: ignore[attr-defined]
+        stderr = environment.stderr.getvalue() + captured.err  # type: ignore[attr-defined]
+        return CliResult(code, stdout, stderr)
+
+    return run
