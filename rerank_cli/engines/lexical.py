@@ -18,9 +18,26 @@ _TOKEN = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
 K1 = 1.2
 B = 0.75
 
+# Words that match everything say nothing about relevance.
+STOPWORDS = frozenset(
+    "a an and are as at be by do does for from how in is it of on or that the this to was were "
+    "what when where which who why will with".split()
+)
+# Light suffix stripping, so "retried", "retries" and "retry" meet; longest suffix first.
+_SUFFIXES = (("ies", "i"), ("ied", "i"), ("ing", ""), ("es", ""), ("ed", ""), ("s", ""), ("y", "i"))
+
+
+def stem(word: str) -> str:
+    if len(word) <= 3 or not word.isascii():
+        return word
+    for suffix, replacement in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + replacement
+    return word
+
 
 def tokenize(text: str) -> list[str]:
-    return _TOKEN.findall(text.lower())
+    return [stem(word) for word in _TOKEN.findall(text.lower()) if word not in STOPWORDS]
 
 
 def bm25(query: str, texts: Sequence[str]) -> list[float]:

@@ -1,0 +1,130 @@
+"""Readers: lines, jsonl, json, auto-detection, decoding and invalid input."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rerank_cli.errors import InputError
+from rerank_cli.readers import ReadOptions, ReadReport, detect, read
+from rerank_cli.readers.base import split_lines
+
+
+def docs(data: bytes, **options: object) -> list:  # type: ignore[type-arg]
+    return list(read(data, "in.txt", ReadOptions(**options), ReadReport()))  # type: ignore[arg-type]
+
+
+def test_lines_keep_numbers_skip_blanks_and_strip_only_the_terminator() -> None:
+    found = docs(b"first\r\n\n  \nsecond line  \nlast", format="lines")
+    assert [d.text for d in found] == ["first", "second line  ", "last"]
+    assert [d.source.line for d in found] == [1, 4, 5]
+    assert [d.raw for d in found] == [b"first\r\n", b"second line  \n", b"last"]
+
+
+def test_bom_is_stripped_and_invalid_utf8_replaced_with_one_warning() -> None:
+    report = ReadReport()
+    found = list(read(b"\xef\xbb\xbfok\nbad \xff\nworse \xfe\n", "f", ReadOptions(), report))
+    assert [d.text for d in found] == ["ok", "bad \ufffd", "worse \ufffd"]
+    assert report.warnings == ["f: invalid UTF-8 replaced with U+FFFD"]
+
+
+def test_lone_carriage_return_does_not_end_a_line() -> None:
+    assert [d.text for d in docs(b"a\rb\nc\n")] == ["a\rb", "c"]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b'[{"text": "a"}]', "json"),
+        (b'\xef\xbb\xbf  \n ["a"]', "json"),
+        (b'\n\n{"text": "a"}\n', "jsonl"),
+        (b'{"text": broken\n', "lines"),
+        (b'"just a string"\n', "lines"),
+        (b"plain text\n", "lines"),
+        (b"", "lines"),
+    ],
+)
+def test_detect(data: bytes, expected: str) -> None:
+    assert detect(data) == expected
+
+
+def test_jsonl_objects_strings_default_and_dotted_fields() -> None:
+    data = b'{"id": 7, "body": "from body"}\n"a bare string"\n{"text": "t", "content": "c"}\n'
+    found = docs(data, format="jsonl", id_field="id")
+    assert [d.text for d in found] == ["from body", "a bare string", "t"]
+    assert found[0].id == 7 and found[0].record == {"id": 7, "body": "from body"}
+    assert found[1].record is None
+    nested = docs(b'{"meta": {"body": "deep"}}\n', field="meta.body")
+    assert nested[0].text == "deep"
+
+
+def test_jsonl_invalid_line_names_file_and_line() -> None:
+    with pytest.raises(InputError) as caught:
+        docs(b'{"text": "a"}\n\n{"text": nope}\n', format="jsonl")
+    assert caught.value.message.startswith("in.txt:3: invalid JSON")
+
+
+def test_skip_invalid_counts_and_warns() -> None:
+    report = ReadReport()
+    data = b'{"text": "a"}\n{oops\n{"other": 1}\n{"text": "b"}\n'
+    options = ReadOptions(format="jsonl", skip_invalid=True)
+    found = list(read(data, "x.jsonl", options, report))
+    assert [d.text for d in found] == ["a", "b"]
+    assert report.skipped == 2
+    assert report.warnings[0].startswith("x.jsonl:2: invalid JSON")
+    assert "x.jsonl:3: no text field" in report.warnings[1]
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b'{"text": null}', "field 'text' is NoneType"),
+        (b'{"text": ["a"]}', "field 'text' is list"),
+        (b"[1, 2]", "expected an object or a string"),
+        (b"42", "expected an object or a string"),
+    ],
+)
+def test_jsonl_records_without_usable_text(line: bytes, reason: str) -> None:
+    with pytest.raises(InputError, match=reason):
+        docs(line + b"\n", format="jsonl")
+
+
+def test_missing_chosen_field() -> None:
+    with pytest.raises(InputError, match=re.escape("in.txt:1: no field 'meta.body'")):
+        docs(b'{"meta": {}}\n', format="jsonl", field="meta.body")
+
+
+def test_numbers_are_text() -> None:
+    assert docs(b'{"text": 3.5}\n', format="jsonl")[0].text == "3.5"
+
+
+def test_json_array() -> None:
+    found = docs(b'["a", {"content": "b", "k": 1}]', format="json")
+    assert [d.text for d in found] == ["a", "b"]
+    assert found[1].record == {"content": "b", "k": 1}
+    assert found[1].source is not None and found[1].source.line is None
+
+
+def test_json_errors() -> None:
+    with pytest.raises(InputError, match=r"in.txt:2: invalid JSON"):
+        docs(b'[\n"a",,\n]', format="json")
+    with pytest.raises(InputError, match="expected a JSON array"):
+        docs(b'{"text": "a"}', format="json")
+
+
+@given(st.binary(max_size=200))
+def test_split_lines_rebuilds_the_input(data: bytes) -> None:
+    assert b"".join(raw for _, raw in split_lines(data)) == data
+
+
+@given(st.binary(max_size=300))
+def test_readers_never_crash_on_arbitrary_bytes(data: bytes) -> None:
+    for fmt in ("auto", "lines", "jsonl", "json"):
+        try:
+            found = list(read(data, "f", ReadOptions(format=fmt, skip_invalid=True), ReadReport()))
+        except InputError:
+            continue  # a broken JSON array is fatal by design
+        assert all(isinstance(d.text, str) for d in found)
