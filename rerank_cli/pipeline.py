@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rerank_cli.documents import Chunk, Document, Result
 from rerank_cli.engines.base import Engine, ScoreCallback, Stats
@@ -27,6 +27,69 @@ class Filters:
     min_score: float | None = None
 
 
+@dataclass
+class Plan:
+    """What will be scored: the distinct texts, and which document (and chunk) each unit is."""
+
+    documents: Sequence[Document]
+    texts: list[str] = field(default_factory=list)
+    units: list[tuple[int, Chunk | None, int]] = field(default_factory=list)  # doc, chunk, text
+
+
+def plan(documents: Sequence[Document], split: Splitter = whole) -> Plan:
+    """Split every document and dedup the texts: identical texts are scored once per run."""
+    result = Plan(documents)
+    position_of: dict[str, int] = {}
+    texts = result.texts
+    for number, document in enumerate(documents):
+        for chunk, text in split(document):
+            position = position_of.setdefault(text, len(texts))
+            if position == len(texts):
+                texts.append(text)
+            result.units.append((number, chunk, position))
+    return result
+
+
+def fold(work: Plan, scores: Sequence[float]) -> list[Result]:
+    """One result per document that had units, in input order; its best unit's score wins."""
+    best: list[Result | None] = [None] * len(work.documents)
+    for number, chunk, position in work.units:
+        score = scores[position]
+        current = best[number]
+        if current is None:
+            best[number] = Result(0, score, work.documents[number], chunk)
+        else:
+            current.chunks_scored += 1
+            if score > current.score:
+                current.score, current.chunk = score, chunk
+    return [result for result in best if result is not None]
+
+
+async def score_plan(
+    query: str,
+    work: Plan,
+    engine: Engine,
+    stats: Stats,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> list[Result]:
+    started = time.perf_counter()
+    stats.texts += len(work.units)
+    stats.unique += len(work.texts)
+    total = len(work.texts)
+    on_scores: ScoreCallback | None = None
+    if on_progress is not None:
+        done = 0
+
+        def on_scores(positions: Sequence[int], _: Sequence[float]) -> None:
+            nonlocal done
+            done += len(positions)
+            on_progress(done, total)
+
+    scores = await engine.score(query, work.texts, on_scores) if work.texts else []
+    stats.elapsed += time.perf_counter() - started
+    return fold(work, scores)
+
+
 async def score_documents(
     query: str,
     documents: Sequence[Document],
@@ -36,42 +99,7 @@ async def score_documents(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> list[Result]:
     """Score every document; results come back unranked, in input order."""
-    started = time.perf_counter()
-    owner: list[tuple[int, Chunk | None, int]] = []  # unit → (document, chunk, unique text)
-    position_of: dict[str, int] = {}
-    texts: list[str] = []
-    for number, document in enumerate(documents):
-        for chunk, text in split(document):
-            position = position_of.setdefault(text, len(texts))
-            if position == len(texts):
-                texts.append(text)
-            owner.append((number, chunk, position))
-    stats.texts += len(owner)
-    stats.unique += len(texts)
-
-    on_scores: ScoreCallback | None = None
-    if on_progress is not None:
-        done = 0
-
-        def on_scores(positions: Sequence[int], _: Sequence[float]) -> None:
-            nonlocal done
-            done += len(positions)
-            on_progress(done, len(texts))
-
-    scores = await engine.score(query, texts, on_scores) if texts else []
-
-    best: list[Result | None] = [None] * len(documents)
-    for number, chunk, position in owner:
-        score = scores[position]
-        current = best[number]
-        if current is None:
-            best[number] = Result(0, score, documents[number], chunk)
-        else:
-            current.chunks_scored += 1
-            if score > current.score:
-                current.score, current.chunk = score, chunk
-    stats.elapsed += time.perf_counter() - started
-    return [result for result in best if result is not None]
+    return await score_plan(query, plan(documents, split), engine, stats, on_progress)
 
 
 def rank(results: Sequence[Result], filters: Filters | None = None) -> list[Result]:

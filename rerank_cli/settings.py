@@ -74,6 +74,12 @@ def _boolean(value: Any) -> bool:
     raise ValueError("must be true or false")
 
 
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty string")
+    return value
+
+
 def _engine(value: Any) -> str:
     text = str(value)
     if text not in ("api", "lexical"):
@@ -84,9 +90,9 @@ def _engine(value: Any) -> str:
 # config key → (converter, environment variable or None)
 CONFIG_KEYS: dict[str, tuple[Callable[[Any], Any], str | None]] = {
     "engine": (_engine, "RERANK_ENGINE"),
-    "base_url": (str, "RERANK_BASE_URL"),
-    "model": (str, "RERANK_MODEL"),
-    "api_key": (str, None),  # GR_KEY / RERANK_API_KEY, handled below
+    "base_url": (_text, "RERANK_BASE_URL"),
+    "model": (_text, "RERANK_MODEL"),
+    "api_key": (_text, None),  # GR_KEY / RERANK_API_KEY, handled below
     "batch_size": (_positive_int, "RERANK_BATCH_SIZE"),
     "max_request_bytes": (_positive_int, "RERANK_MAX_REQUEST_BYTES"),
     "concurrency": (_positive_int, "RERANK_CONCURRENCY"),

@@ -1,0 +1,83 @@
+"""Pipeline: dedup, best-chunk folding, ranking order and filters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rerank_cli.documents import Chunk, Document
+from rerank_cli.engines.base import ScoreCallback, Stats
+from rerank_cli.pipeline import Filters, plan, rank, score_documents
+
+
+class LengthEngine:
+    """Scores a text by its length; records what it was asked."""
+
+    name = "length"
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    async def score(
+        self, query: str, texts: Sequence[str], on_scores: ScoreCallback | None = None
+    ) -> list[float]:
+        self.calls.append(list(texts))
+        return [float(len(t)) for t in texts]
+
+
+def documents(*texts: str) -> list[Document]:
+    return [Document(text=t, raw=t.encode(), index=i) for i, t in enumerate(texts)]
+
+
+def test_identical_texts_are_scored_once_and_every_record_is_kept() -> None:
+    engine = LengthEngine()
+    stats = Stats()
+    docs = documents("aa", "b", "aa", "ccc", "b")
+    results = asyncio.run(score_documents("q", docs, engine, stats))
+    assert engine.calls == [["aa", "b", "ccc"]]
+    assert [r.score for r in results] == [2.0, 1.0, 2.0, 3.0, 1.0]
+    assert (stats.texts, stats.unique) == (5, 3)
+
+
+def test_best_chunk_wins() -> None:
+    def split(doc: Document) -> list[tuple[Chunk | None, str]]:
+        parts = doc.text.split("|")
+        spans, start = [], 0
+        for number, part in enumerate(parts):
+            spans.append((Chunk(number, start, start + len(part)), part))
+            start += len(part) + 1
+        return spans
+
+    results = asyncio.run(
+        score_documents("q", documents("a|bbbb|cc", "ddd"), LengthEngine(), Stats(), split)
+    )
+    assert results[0].score == 4.0
+    assert results[0].chunk == Chunk(1, 2, 6)
+    assert results[0].chunks_scored == 3
+    assert results[1].chunks_scored == 1
+
+
+def test_rank_orders_by_score_then_input_order_and_filters_after() -> None:
+    results = asyncio.run(
+        score_documents("q", documents("bb", "a", "cc", "d"), LengthEngine(), Stats())
+    )
+    ranked = rank(results)
+    assert [(r.rank, r.document.text) for r in ranked] == [(1, "bb"), (2, "cc"), (3, "a"), (4, "d")]
+    assert [r.rank for r in rank(results, Filters(top_k=3, min_score=1.5))] == [1, 2]
+    assert [r.rank for r in rank(results, Filters(top_k=1))] == [1]
+
+
+def test_empty_plan() -> None:
+    assert plan([]).texts == []
+
+
+@given(st.lists(st.text(max_size=8), max_size=30))
+def test_ranking_is_a_permutation_of_the_input(texts: list[str]) -> None:
+    ranked = rank(asyncio.run(score_documents("q", documents(*texts), LengthEngine(), Stats())))
+    assert sorted(r.document.index for r in ranked) == list(range(len(texts)))
+    assert [r.rank for r in ranked] == list(range(1, len(texts) + 1))
+    keys = [(-r.score, r.document.index) for r in ranked]
+    assert keys == sorted(keys)
