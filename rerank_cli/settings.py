@@ -32,6 +32,11 @@ class Settings:
     allow_insecure: bool = False
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
+    tier: str = "realtime"  # gigarouter: "batch" sends X-Tier: batch (cheaper, flexible latency)
+    max_docs: int | None = None  # refuse a run that would send more documents than this
+    max_cost: float | None = None  # … or cost more than this many USD (estimated)
+    cache: str = "on"  # on (read+write) · refresh (write only) · off
+    cache_ttl: float | None = None  # days; None: entries never expire
 
     @property
     def rerank_url(self) -> str:
@@ -80,16 +85,26 @@ def _text(value: Any) -> str:
     return value
 
 
-def _engine(value: Any) -> str:
-    text = str(value)
-    if text not in ("api", "lexical"):
-        raise ValueError("must be api or lexical")
-    return text
+def _non_negative_float(value: Any) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise ValueError("must be 0 or more")
+    return number
+
+
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        text = str(value)
+        if text not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return text
+
+    return convert
 
 
 # config key → (converter, environment variable or None)
 CONFIG_KEYS: dict[str, tuple[Callable[[Any], Any], str | None]] = {
-    "engine": (_engine, "RERANK_ENGINE"),
+    "engine": (_choice("api", "lexical"), "RERANK_ENGINE"),
     "base_url": (_text, "RERANK_BASE_URL"),
     "model": (_text, "RERANK_MODEL"),
     "api_key": (_text, None),  # GR_KEY / RERANK_API_KEY, handled below
@@ -100,6 +115,11 @@ CONFIG_KEYS: dict[str, tuple[Callable[[Any], Any], str | None]] = {
     "timeout": (_positive_float, "RERANK_TIMEOUT"),
     "wait_cold": (_non_negative_int, "RERANK_WAIT_COLD"),
     "allow_insecure": (_boolean, None),
+    "tier": (_choice("realtime", "batch"), "RERANK_TIER"),
+    "max_docs": (_non_negative_int, "RERANK_MAX_DOCS"),
+    "max_cost": (_non_negative_float, "RERANK_MAX_COST"),
+    "cache": (_choice("on", "refresh", "off"), "RERANK_CACHE"),
+    "cache_ttl": (_positive_float, "RERANK_CACHE_TTL"),
 }
 SECRET_KEYS = frozenset({"api_key"})
 

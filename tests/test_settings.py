@@ -34,7 +34,7 @@ def test_key_sources_and_their_order() -> None:
     [
         ({"batch_size": 0}, "batch_size"),
         ({"nonsense": 1}, "unknown setting 'nonsense'"),
-        ({"engine": "quantum"}, "must be api or lexical"),
+        ({"engine": "quantum"}, "must be one of api, lexical"),
         ({"allow_insecure": "perhaps"}, "true or false"),
     ],
 )
