@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest demo bench fmt clean
+.PHONY: install test lint typecheck pytest demo bench fmt clean infinity-venv
 
 install: $(STAMP)
 
@@ -23,6 +23,10 @@ typecheck: install
 
 pytest: install
 	$(BIN)/pytest -q
+	@test -x .venv-infinity/bin/infinity_emb || echo "note: tests/test_infinity.py was SKIPPED (no .venv-infinity); build it with: make infinity-venv"
+
+infinity-venv:
+	bash scripts/infinity-venv.sh
 
 test: lint typecheck pytest
 

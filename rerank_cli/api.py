@@ -13,13 +13,11 @@ from rerank_cli.engines.base import Engine, Stats
 from rerank_cli.settings import Settings, check_transport_security, resolve
 
 
-def make_engine(settings: Settings, stats: Stats, **kwargs: Any) -> Engine:
-    """The engine the settings name; keyword arguments go to the API engine (transport …)."""
+def check_engine(settings: Settings) -> None:
+    """Fail now, before any input is read, if the engine cannot run: no key, or a key that
+    would travel in clear text."""
     if settings.engine == "lexical":
-        from rerank_cli.engines.lexical import LexicalEngine
-
-        return LexicalEngine(stats)
-    from rerank_cli.engines.api import ApiEngine
+        return
     from rerank_cli.errors import ApiRefused
 
     if not settings.api_key:
@@ -28,6 +26,17 @@ def make_engine(settings: Settings, stats: Stats, **kwargs: Any) -> Engine:
             "or rank offline with --engine lexical"
         )
     check_transport_security(settings)
+
+
+def make_engine(settings: Settings, stats: Stats, **kwargs: Any) -> Engine:
+    """The engine the settings name; keyword arguments go to the API engine (transport …)."""
+    check_engine(settings)
+    if settings.engine == "lexical":
+        from rerank_cli.engines.lexical import LexicalEngine
+
+        return LexicalEngine(stats)
+    from rerank_cli.engines.api import ApiEngine
+
     return ApiEngine(settings, stats, **kwargs)
 
 

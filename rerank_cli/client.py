@@ -8,12 +8,14 @@ import email.utils
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from rerank_cli import __version__, protocol
 from rerank_cli.engines.base import Stats
-from rerank_cli.errors import ApiFailed, ApiRefused, RequestTooLarge
+from rerank_cli.errors import ApiFailed, ApiRefused, BadResponse, RequestTooLarge
 from rerank_cli.settings import Settings
 
 if TYPE_CHECKING:
@@ -93,8 +95,16 @@ class RerankClient:
         limits = httpx.Limits(
             max_connections=s.concurrency, max_keepalive_connections=s.concurrency
         )
+        # Loading the CA bundle takes ~80 ms. A plain-http base URL never opens a TLS connection
+        # (the client posts to that URL only, and follows no redirect), so it skips that.
+        tls = s.rerank_url.lower().startswith("https:")
         self._http = httpx.AsyncClient(
-            transport=self._transport, timeout=timeout, limits=limits, headers=self.headers()
+            transport=self._transport,
+            timeout=timeout,
+            limits=limits,
+            headers=self.headers(),
+            verify=tls,
+            follow_redirects=False,
         )
         return self
 
@@ -106,39 +116,75 @@ class RerankClient:
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter: uniform in [0, min(cap, base·2^attempt)]."""
         s = self.settings
-        return self._rng() * min(s.backoff_cap, s.backoff_base * 2.0**attempt)
+        # 2.0**1024 overflows a float; the cap is reached long before 2**60 anyway.
+        return self._rng() * min(s.backoff_cap, s.backoff_base * 2.0 ** min(attempt, 60))
 
     async def rerank(self, query: str, texts: Sequence[str]) -> list[float]:
         """Scores for ``texts``, in order. Raises :class:`RequestTooLarge` for the caller to
         split the batch, :class:`ApiRefused` or :class:`ApiFailed` otherwise."""
+        s = self.settings
+        body = protocol.build_request(s.model, query, texts)
+        content = await self._send("POST", s.rerank_url, body=body)
+        return protocol.parse_response(content, len(texts))
+
+    async def get_json(self, url: str, params: Mapping[str, str] | None = None) -> Any:
+        """``GET url`` (``/models``, ``/account``) with the same retries and errors; the JSON
+        body. ``params`` may hold the key (``/account?key=``): messages name ``url`` only."""
+        content = await self._send("GET", url, params=params)
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            raise BadResponse(
+                f"unexpected response from API: invalid JSON: {protocol.excerpt(content)}"
+            ) from None
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        body: bytes = b"",
+        params: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """The body of a 2xx answer, after retries; every failure as the exception tree."""
         import httpx
 
         assert self._http is not None, "use RerankClient as an async context manager"
         s = self.settings
-        url = s.rerank_url
-        body = protocol.build_request(s.model, query, texts)
         last_failure = "no attempt made"
         for attempt in range(s.max_retries + 1):
             self.stats.requests += 1
             self.stats.bytes_sent += len(body)
             try:
-                response = await self._http.post(url, content=body)
-            except httpx.TimeoutException:
-                last_failure = f"no answer within {s.timeout:g} s"
+                response = await self._http.request(
+                    method, url, content=body or None, params=params
+                )
+            except httpx.ConnectTimeout:
+                last_failure = f"could not connect within {s.timeout:g} s"
+                wait = self.backoff(attempt)
+            except httpx.TimeoutException as error:
+                # A read may take the cold-model wait on top (see __aenter__).
+                limit = (
+                    s.timeout + s.wait_cold if isinstance(error, httpx.ReadTimeout) else s.timeout
+                )
+                last_failure = f"no answer within {limit:g} s"
                 wait = self.backoff(attempt)
             except httpx.TransportError as error:
                 last_failure = f"connection failed ({type(error).__name__}: {error})".replace(
                     ": )", ")"
                 )
                 wait = self.backoff(attempt)
+            except httpx.DecodingError as error:  # e.g. a body that is not the gzip it claims
+                raise BadResponse(
+                    f"unexpected response from API: undecodable body ({error})"
+                ) from None
             else:
                 status = response.status_code
                 content = response.content
                 if 200 <= status < 300:
-                    return protocol.parse_response(content, len(texts))
+                    return content
                 message = protocol.error_message(content)
                 if status not in RETRY_STATUSES:
-                    raise self._refusal(status, message)
+                    raise self._refusal(status, message, url if method == "GET" else None)
                 last_failure = f"HTTP {status}" + (f" ({message})" if message else "")
                 hint = retry_hint(response.headers, content)
                 wait = self.backoff(attempt) if hint is None else min(hint, MAX_HINT_SECONDS)
@@ -151,9 +197,13 @@ class RerankClient:
         tries = s.max_retries + 1
         raise ApiFailed(f"{url}: failed after {tries} attempt{'s' * (tries > 1)}: {last_failure}")
 
-    def _refusal(self, status: int, message: str | None) -> Exception:
+    def _refusal(self, status: int, message: str | None, fetched: str | None = None) -> Exception:
+        """The exception for a status that is not retried; ``fetched``: the URL of a GET (its
+        404 is a missing page, not a missing model)."""
         s = self.settings
         quoted = message or f"HTTP {status}"
+        if fetched is not None and status == 404:
+            return ApiRefused(f"{fetched} not found (HTTP 404): {quoted}", status)
         if status == 413 or (status in (400, 422) and message and _TOO_LARGE.search(message)):
             return RequestTooLarge(f"request too large for {s.host}: {quoted}", status)
         if status == 401:

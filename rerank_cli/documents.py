@@ -34,6 +34,9 @@ class Document:
     id: Any = None
     fields: dict[str, Any] = field(default_factory=dict)
     index: int = -1  # 0-based position in the whole input, set when inputs are joined
+    # Printed before this record in plain output unless it comes first: grep's ``--`` between
+    # context groups, a blank line between paragraphs.
+    separator: bytes = b""
 
 
 @dataclass(slots=True)

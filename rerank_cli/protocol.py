@@ -18,8 +18,22 @@ from rerank_cli.errors import BadResponse
 BODY_EXCERPT = 200
 
 
+def valid_utf8(text: str) -> str:
+    """``text`` with lone surrogates (undecodable bytes that Python kept, e.g. from a command
+    line argument) as U+FFFD: JSON cannot carry them."""
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        data = text.encode("utf-8", "replace")
+    return data.decode("utf-8", "replace")
+
+
 def build_request(model: str, query: str, texts: Sequence[str]) -> bytes:
-    return orjson.dumps({"model": model, "query": query, "documents": list(texts)})
+    try:
+        return orjson.dumps({"model": model, "query": query, "documents": list(texts)})
+    except orjson.JSONEncodeError:  # only lone surrogates make a str unencodable
+        documents = [valid_utf8(text) for text in texts]
+        return orjson.dumps({"model": model, "query": valid_utf8(query), "documents": documents})
 
 
 def request_overhead(model: str, query: str) -> int:
@@ -29,7 +43,10 @@ def request_overhead(model: str, query: str) -> int:
 
 def document_cost(text: str) -> int:
     """Bytes one document adds to a request (its JSON string and a comma)."""
-    return len(orjson.dumps(text)) + 1
+    try:
+        return len(orjson.dumps(text)) + 1
+    except orjson.JSONEncodeError:
+        return len(orjson.dumps(valid_utf8(text))) + 1
 
 
 def excerpt(body: bytes) -> str:
@@ -61,26 +78,28 @@ def parse_response(body: bytes, count: int) -> list[float]:
     if items is None:
         raise _bad("no results list", body)
     scores: list[float | None] = [None] * count
+    # Exact type checks (orjson makes exact dicts, ints and floats): they also keep out bools,
+    # and this loop runs for every document scored.
     for item in items:
-        if not isinstance(item, dict):
+        if type(item) is not dict:
             raise _bad("a result is not an object", body)
         index = item.get("index")
-        if not isinstance(index, int) or isinstance(index, bool):
+        if type(index) is not int:
             raise _bad("a result has no integer index", body)
         if not 0 <= index < count:
             raise _bad(f"index {index} out of range for {count} documents", body)
         if scores[index] is not None:
             raise _bad(f"index {index} appears twice", body)
-        score = item.get("relevance_score", item.get("score"))
-        if not isinstance(score, (int, float)) or isinstance(score, bool):
+        score = item["relevance_score"] if "relevance_score" in item else item.get("score")
+        if type(score) is not float and type(score) is not int:
             raise _bad(f"index {index} has no numeric score", body)
         if not math.isfinite(score):
             raise _bad(f"index {index} has a non-finite score", body)
         scores[index] = float(score)
-    missing = [i for i, s in enumerate(scores) if s is None]
-    if missing:
-        raise _bad(f"{len(missing)} of {count} documents have no score", body)
-    return [s for s in scores if s is not None]
+    if None in scores:
+        missing = scores.count(None)
+        raise _bad(f"{missing} of {count} documents have no score", body)
+    return scores  # type: ignore[return-value]  # no None left
 
 
 def error_message(body: bytes) -> str | None:

@@ -77,3 +77,36 @@ def cli(isolated_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> Run
         return CliResult(code, stdout, stderr)
 
     return run
+
+
+# --- The loopback rerank server (tests/server.py) ------------------------------------------------
+
+from collections.abc import Iterator  # noqa: E402
+
+from tests.server import RerankServer  # noqa: E402
+
+# Distinctive, so that a test can assert it never appears in any output.
+TEST_KEY = "gr-k3y-9f8e7d6c5b4a-SECRET"
+
+
+@pytest.fixture
+def server() -> Iterator[RerankServer]:
+    """A fresh loopback rerank server per test, accepting only ``TEST_KEY``; stopped after."""
+    with RerankServer(api_key=TEST_KEY) as running:
+        yield running
+
+
+def api_options(server: RerankServer) -> list[str]:
+    """The options that point the CLI at ``server``."""
+    return ["--base-url", server.base_url]
+
+
+@pytest.fixture
+def api_cli(cli: RunCli, server: RerankServer) -> RunCli:
+    """Like ``cli``, against ``server`` with ``GR_KEY=TEST_KEY`` (``env`` may override it) and
+    ``--base-url`` appended to the arguments."""
+
+    def run(*args: str, env: Mapping[str, str] | None = None, **kwargs: Any) -> CliResult:
+        return cli(*args, *api_options(server), env={"GR_KEY": TEST_KEY, **(env or {})}, **kwargs)
+
+    return run

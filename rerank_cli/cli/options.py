@@ -17,6 +17,10 @@ class InputFormat(str, Enum):
     lines = "lines"
     jsonl = "jsonl"
     json = "json"
+    grep = "grep"
+    rg_json = "rg-json"
+    nul = "nul"
+    paragraphs = "paragraphs"
 
 
 class OutputFormat(str, Enum):

@@ -56,8 +56,8 @@ def rank(
         typer.Option(
             "--format",
             "-F",
-            help="Input format; auto: json if it starts with [, jsonl if the first line is an "
-            "object, else lines.",
+            help="Input format; auto: json if it starts with [, rg-json if the first line is an "
+            "rg --json event, jsonl if it is another object, else lines.",
             rich_help_panel=INPUT,
         ),
     ] = InputFormat.auto,
@@ -84,6 +84,41 @@ def rank(
             help="Warn about and skip invalid records instead of failing.", rich_help_panel=INPUT
         ),
     ] = False,
+    grep: Annotated[
+        bool,
+        typer.Option(
+            "--grep", help="Input is grep/rg output: same as -F grep.", rich_help_panel=INPUT
+        ),
+    ] = False,
+    null: Annotated[
+        bool,
+        typer.Option(
+            "--null", "-0", help="NUL-separated records: same as -F nul.", rich_help_panel=INPUT
+        ),
+    ] = False,
+    with_path: Annotated[
+        bool,
+        typer.Option(
+            help="grep/rg-json: score 'path:line: text', not the match text alone.",
+            rich_help_panel=INPUT,
+        ),
+    ] = False,
+    group: Annotated[
+        bool,
+        typer.Option(
+            help="grep/rg-json: a match with its context lines (a --separated group) is one "
+            "document.",
+            rich_help_panel=INPUT,
+        ),
+    ] = False,
+    grep_root: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="grep: directory the paths in the input are relative to [default: cwd].",
+            metavar="DIR",
+            rich_help_panel=INPUT,
+        ),
+    ] = None,
     engine: EngineOpt = None,
     base_url: BaseUrlOpt = None,
     model: ModelOpt = None,
@@ -118,7 +153,13 @@ def rank(
         arguments=documents or [],
         inputs=inputs or [],
         read_options=ReadOptions(
-            format=input_format.value, field=field, id_field=id_field, skip_invalid=skip_invalid
+            format=format_of(input_format, grep=grep, null=null),
+            field=field,
+            id_field=id_field,
+            skip_invalid=skip_invalid,
+            with_path=with_path,
+            group=group,
+            grep_root=grep_root,
         ),
         settings=ranking.settings_for(env, **overrides),
         output=output.value if output else None,
@@ -127,3 +168,16 @@ def rank(
         verbose=verbose,
     )
     raise typer.Exit(ranking.run(env, job))
+
+
+def format_of(chosen: InputFormat, *, grep: bool, null: bool) -> str:
+    """``-F``, or the format one of its aliases (``--grep``, ``-0``) names; two at once is an
+    error."""
+    from rerank_cli.errors import UsageError
+
+    named = [value for flag, value in ((grep, "grep"), (null, "nul")) if flag]
+    if chosen is not InputFormat.auto:
+        named.insert(0, chosen.value)
+    if len(set(named)) > 1:
+        raise UsageError(f"choose one input format, not {' and '.join(sorted(set(named)))}")
+    return named[0] if named else chosen.value

@@ -16,6 +16,8 @@ class Stats:
     skipped: int = 0  # invalid records skipped (--skip-invalid)
     texts: int = 0  # texts to score (chunks included)
     unique: int = 0  # distinct texts
+    cache_hits: int = 0  # distinct texts answered by the score cache
+    cache_misses: int = 0  # distinct texts the score cache did not answer (refresh: all)
     sent: int = 0  # texts sent to the engine (billed, for a hosted API)
     batches: int = 0
     requests: int = 0  # HTTP requests made, retries included

@@ -8,7 +8,7 @@ import orjson
 
 from rerank_cli.documents import Document
 from rerank_cli.errors import UsageError
-from rerank_cli.readers import jsonish, lines
+from rerank_cli.readers import grep, jsonish, lines, nul, paragraphs, rg_json
 from rerank_cli.readers.base import Reader, ReadOptions, ReadReport, chomp, split_lines, strip_bom
 
 __all__ = ["FORMATS", "ReadOptions", "ReadReport", "detect", "read"]
@@ -17,12 +17,17 @@ FORMATS: dict[str, Reader] = {
     "lines": lines.read,
     "jsonl": jsonish.read_jsonl,
     "json": jsonish.read_json,
+    "grep": grep.read,
+    "rg-json": rg_json.read,
+    "nul": nul.read,
+    "paragraphs": paragraphs.read,
 }
 
 
-def detect(data: bytes) -> str:
-    """``json`` if the input starts with ``[``, ``jsonl`` if its first non-blank line is a JSON
-    object, else ``lines``."""
+def detect(data: bytes, grep_root: str | None = None) -> str:
+    """``json`` if the input starts with ``[``; if its first non-blank line is a JSON object,
+    ``rg-json`` when that is an ``rg --json`` event, else ``jsonl``; ``grep`` when most of the
+    first lines are ``path:line:text`` with the path a file on disk; else ``lines``."""
     head = strip_bom(data).lstrip()
     if head.startswith(b"["):
         return "json"
@@ -32,15 +37,18 @@ def detect(data: bytes) -> str:
             continue
         if line.startswith(b"{"):
             try:
-                return "jsonl" if isinstance(orjson.loads(line), dict) else "lines"
+                value = orjson.loads(line)
+                if rg_json.is_event(value):
+                    return "rg-json"
+                return "jsonl" if isinstance(value, dict) else "lines"
             except orjson.JSONDecodeError:
                 return "lines"
-        return "lines"
+        return "grep" if grep.looks_like_grep(head, grep_root) else "lines"
     return "lines"
 
 
 def read(data: bytes, name: str, options: ReadOptions, report: ReadReport) -> Iterator[Document]:
-    fmt = detect(data) if options.format == "auto" else options.format
+    fmt = detect(data, options.grep_root) if options.format == "auto" else options.format
     try:
         reader = FORMATS[fmt]
     except KeyError:

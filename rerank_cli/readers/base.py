@@ -23,6 +23,9 @@ class ReadOptions:
     field: str | None = None  # dotted path to the text in a JSON object
     id_field: str | None = None
     skip_invalid: bool = False
+    with_path: bool = False  # grep/rg-json: score "path:line: text", not the text alone
+    group: bool = False  # grep/rg-json: a match with its context lines is one document
+    grep_root: str | None = None  # grep: where the paths in the input exist (default: cwd)
 
 
 @dataclass

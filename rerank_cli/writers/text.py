@@ -22,14 +22,18 @@ def write_json(results: Sequence[Result], out: IO[bytes], options: WriteOptions)
 
 
 def write_plain(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
-    """Each original record exactly as read; only a missing final newline is added."""
+    """Each original record exactly as read; only a missing final newline is added. A record
+    that ends with NUL (``-F nul``) is complete as it is. A document with a ``separator``
+    (grep context groups, paragraphs) gets it printed before it, except first."""
     end = b"\0" if options.null else b"\n"
-    parts = []
+    parts: list[bytes] = []
     for result in results:
         raw = result.document.raw
         if options.null:
             raw = raw.rstrip(b"\r\n")
-        parts.append(raw if raw.endswith(end) else raw + end)
+        elif parts:
+            parts.append(result.document.separator)
+        parts.append(raw if raw.endswith((end, b"\0")) else raw + end)
     out.write(b"".join(parts))
 
 

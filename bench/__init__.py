@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`, i.e. `python -m bench`); not tests."""

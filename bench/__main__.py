@@ -1,0 +1,311 @@
+"""``make bench``: how close the real CLI comes to ideal, on this machine.
+
+1. Throughput: the loopback test server (tests/server.py) in its own process answers every
+   rerank request after 50 ms; the installed ``rerank`` ranks 20,000 short documents with batch
+   100 and concurrency 8. The ideal is ``ceil(N / (B·C)) × latency``: every round of C requests
+   costing exactly one latency. Reported both for the scoring (the ``-v`` summary's elapsed
+   time: from the first request to the last score) and for the whole process (start-up,
+   reading, ranking and writing included).
+2. Start-up: ``rerank --version`` wall time ÷ ``python -c pass`` (the same interpreter),
+   medians of several runs.
+
+Figures vary with the machine and its load; they are printed with the machine's description.
+Not a test: nothing here fails the build.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+RERANK = Path(sys.executable).with_name("rerank")
+KEY = "gr-bench-key-0000000000"
+
+DOCUMENTS = 20_000
+BATCH = 100
+CONCURRENCY = 8
+LATENCY = 0.05
+THROUGHPUT_TARGET = 1.10
+STARTUP_TARGET = 3.0
+RUNS = 3  # throughput runs; the median counts
+STARTUP_RUNS = 15
+
+
+@dataclass
+class Row:
+    name: str
+    measured: str
+    reference: str
+    ratio: float | None
+    target: str
+
+    def verdict(self, limit: float | None) -> str:
+        if self.ratio is None or limit is None:
+            return ""
+        return "ok" if self.ratio <= limit else "MISSED"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def environment(**extra: str) -> dict[str, str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("RERANK_") and name not in ("GR_KEY",)
+    }
+    env.update(extra)
+    return env
+
+
+# --- 1. throughput -------------------------------------------------------------------------------
+
+
+class ServerProcess:
+    """tests/server.py in a process of its own, so that it shares no interpreter with the CLI."""
+
+    def __init__(self, latency: float) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.server", "--port", "0", "--latency", str(latency)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.base_url = self.process.stdout.readline().strip()
+        if not self.base_url.startswith("http://"):
+            self.stop()
+            raise RuntimeError("the test server did not start")
+
+    def stats(self) -> dict[str, Any]:
+        url = self.base_url.removesuffix("/v1") + "/_stats"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            stats: dict[str, Any] = orjson.loads(response.read())
+            return stats
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def write_documents(path: Path) -> None:
+    topics = ["retries", "timeouts", "keys", "batches", "caching", "ranking", "pipes", "JSON"]
+    lines = (
+        f"note {i}: how {topics[i % len(topics)]} work in module {i % 97}" for i in range(DOCUMENTS)
+    )
+    path.write_text("\n".join(lines) + "\n")
+
+
+@dataclass
+class Run:
+    wall: float  # the whole rerank process
+    scoring: float | None  # its -v summary's elapsed time, if the summary says it
+    served: float  # at the server: the first request in → the last answer out
+
+
+def rank_once(documents: Path, **env: str) -> Run:
+    """One rerank process against a fresh server (so that the server's counters are its own)."""
+    server = ServerProcess(LATENCY)
+    try:
+        return _rank(server, documents, env)
+    finally:
+        server.stop()
+
+
+_ELAPSED = re.compile(r"\b([0-9]+\.[0-9]+) s\b")
+
+
+def _rank(server: ServerProcess, documents: Path, extra: dict[str, str]) -> Run:
+    args = [
+        str(RERANK),
+        "how do retries work",
+        "-i",
+        str(documents),
+        "--base-url",
+        server.base_url,
+        "--batch-size",
+        str(BATCH),
+        "-j",
+        str(CONCURRENCY),
+        "-o",
+        "jsonl",
+        "-v",
+    ]
+    # No user configuration, and an empty score cache: every document goes to the server.
+    with tempfile.TemporaryDirectory(prefix="rerank-bench-") as home:
+        env = environment(
+            GR_KEY=KEY,
+            RERANK_CONFIG_DIR=f"{home}/config",
+            RERANK_CACHE_DIR=f"{home}/cache",
+            **extra,
+        )
+        with open(os.devnull, "wb") as devnull:
+            started = time.perf_counter()
+            done = subprocess.run(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=devnull,
+                stderr=subprocess.PIPE,
+                env=env,
+                text=True,
+                check=False,
+            )
+            wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"rerank failed ({done.returncode}): {done.stderr}")
+    stats = server.stats()
+    expected = (DOCUMENTS, math.ceil(DOCUMENTS / BATCH), CONCURRENCY)
+    counted = (stats["billed_documents"], stats["rerank_requests"], stats["max_in_flight"])
+    if counted != expected:
+        raise RuntimeError(f"documents, requests, concurrency: {counted}, expected {expected}")
+    found = _ELAPSED.search(done.stderr.strip().splitlines()[-1]) if done.stderr.strip() else None
+    served = float(stats["last_answered"]) - float(stats["first_received"])
+    return Run(wall, float(found.group(1)) if found else None, served)
+
+
+def throughput() -> list[Row]:
+    ideal = math.ceil(DOCUMENTS / (BATCH * CONCURRENCY)) * LATENCY
+    with tempfile.TemporaryDirectory(prefix="rerank-bench-") as directory:
+        documents = Path(directory) / "docs.txt"
+        write_documents(documents)
+        # Alternate, so that a change in the machine's load hits both alike.
+        runs: dict[str, list[Run]] = {"cache": [], "no cache": []}
+        for _ in range(RUNS):
+            runs["cache"].append(rank_once(documents))
+            runs["no cache"].append(rank_once(documents, RERANK_CACHE="off"))
+    reference = f"ideal {ideal:.3f} s"
+    target = f"≤ {THROUGHPUT_TARGET:.2f}"
+    rows = []
+    for mode, label in (("cache", "fresh score cache"), ("no cache", "RERANK_CACHE=off")):
+        scoring = [r.scoring for r in runs[mode] if r.scoring is not None]
+        if scoring:
+            seconds = statistics.median(scoring)
+            name = f"scoring (-v), {label}"
+            rows.append(Row(name, f"{seconds:.3f} s", reference, seconds / ideal, target))
+        seconds = statistics.median(r.served for r in runs[mode])
+        name = f"server: first request → last answer, {label}"
+        rows.append(Row(name, f"{seconds:.3f} s", reference, seconds / ideal, ""))
+    seconds = statistics.median(r.wall for r in runs["cache"])
+    rows.append(
+        Row("whole process, fresh score cache", f"{seconds:.3f} s", reference, seconds / ideal, "")
+    )
+    return rows
+
+
+# --- 2. start-up ---------------------------------------------------------------------------------
+
+
+def median_wall(command: list[str]) -> float:
+    times = []
+    for _ in range(STARTUP_RUNS):
+        started = time.perf_counter()
+        subprocess.run(command, stdout=subprocess.DEVNULL, env=environment(), check=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def startup() -> Row:
+    median_wall([sys.executable, "-c", "pass"])  # warm the file cache first
+    baseline = median_wall([sys.executable, "-c", "pass"])
+    version = median_wall([str(RERANK), "--version"])
+    return Row(
+        "rerank --version ÷ python -c pass",
+        f"{version * 1000:.0f} ms",
+        f"python {baseline * 1000:.0f} ms",
+        version / baseline,
+        f"≤ {STARTUP_TARGET:.0f}",
+    )
+
+
+# --- the table -----------------------------------------------------------------------------------
+
+
+def print_table(rows: list[Row], limits: list[float | None]) -> None:
+    header = ("benchmark", "measured", "reference", "ratio", "target", "")
+    cells = [header] + [
+        (
+            r.name,
+            r.measured,
+            r.reference,
+            "" if r.ratio is None else f"{r.ratio:.2f}",
+            r.target,
+            r.verdict(limit),
+        )
+        for r, limit in zip(rows, limits, strict=True)
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for number, row in enumerate(cells):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        if number == 0:
+            print("  ".join("-" * width for width in widths))
+
+
+def main() -> int:
+    if not RERANK.exists():
+        print(f"{RERANK} not found: run make install first", file=sys.stderr)
+        return 2
+    print(f"machine: {machine()}")
+    print(f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"throughput: {DOCUMENTS:,} documents, batch {BATCH}, -j {CONCURRENCY}, server latency"
+        f" {LATENCY * 1000:.0f} ms; medians of {RUNS} runs\n"
+    )
+    throughput_rows = throughput()
+    rows = [*throughput_rows, startup()]
+    limits: list[float | None] = [
+        THROUGHPUT_TARGET if row.target else None for row in throughput_rows
+    ] + [STARTUP_TARGET]
+    try:
+        from bench.bench_cache import bench_cached_rerun
+    except ImportError:
+        pass
+    else:
+        seconds, requests = bench_cached_rerun()
+        rows.append(
+            Row(
+                "cached rerun, 100,000 docs",
+                f"{seconds:.3f} s",
+                f"{requests} requests",
+                None,
+                "≤ 1 s, 0 requests",
+            )
+        )
+        limits.append(None)
+    print_table(rows, limits)
+    print(
+        "\nscoring: the -v summary's elapsed time (importing httpx, planning batches, every"
+        " request);\nserver: from the first request's arrival to the last answer's departure;"
+        "\nwhole process: start-up, reading 20,000 lines and writing 20,000 JSON lines included."
+    )
+    print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

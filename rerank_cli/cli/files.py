@@ -1,0 +1,179 @@
+"""``rerank files QUERY [PATH …]`` — rank files by relevance."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from rerank_cli.cli.options import (
+    OUTPUT,
+    AllowInsecureOpt,
+    ApiKeyOpt,
+    BaseUrlOpt,
+    BatchSizeOpt,
+    Color,
+    ColorOpt,
+    ConcurrencyOpt,
+    EngineOpt,
+    MaxRequestBytesOpt,
+    MaxRetriesOpt,
+    MinScoreOpt,
+    ModelOpt,
+    OutputOpt,
+    QuietOpt,
+    TimeoutOpt,
+    TopKOpt,
+    VerboseOpt,
+    WaitColdOpt,
+    api_settings,
+)
+
+WALK = "Files"
+
+
+def files(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="What the files are ranked against.")],
+    paths: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Argument(help="Files and directories to walk [default: .].", show_default=False),
+    ] = None,
+    hidden: Annotated[
+        bool,
+        typer.Option(
+            "--hidden", help="Include hidden files and directories.", rich_help_panel=WALK
+        ),
+    ] = False,
+    no_ignore: Annotated[
+        bool,
+        typer.Option(
+            "--no-ignore",
+            help="Ignore .gitignore, .ignore and .rerankignore files.",
+            rich_help_panel=WALK,
+        ),
+    ] = False,
+    glob: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--glob",
+            "-g",
+            help="Include only paths matching PATTERN (gitignore syntax; repeatable); "
+            "!PATTERN excludes. Overrides ignore files and the hidden rule.",
+            metavar="PATTERN",
+            rich_help_panel=WALK,
+            show_default=False,
+        ),
+    ] = None,
+    max_depth: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            help="Walk at most N levels below each path (0: the paths themselves only; "
+            "1: their direct entries).",
+            min=0,
+            metavar="N",
+            rich_help_panel=WALK,
+            show_default=False,
+        ),
+    ] = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            "-L",
+            help="Follow symlinks that lead out of the walked directory.",
+            rich_help_panel=WALK,
+        ),
+    ] = False,
+    max_filesize: Annotated[
+        str,
+        typer.Option(
+            help="Skip files larger than this (K, M, G suffixes: powers of 1024).",
+            metavar="SIZE",
+            rich_help_panel=WALK,
+        ),
+    ] = "1M",
+    include_secrets: Annotated[
+        bool,
+        typer.Option(
+            "--include-secrets",
+            help="Also read files that may hold secrets (`.env*`, `*.pem`, `*.key`, `id_rsa*`, "
+            "`credentials*` …; see the README). Not recommended.",
+            rich_help_panel=WALK,
+        ),
+    ] = False,
+    chunk_lines: Annotated[
+        int,
+        typer.Option(help="Lines per scored chunk.", min=1, metavar="N", rich_help_panel=WALK),
+    ] = 60,
+    overlap: Annotated[
+        int,
+        typer.Option(
+            help="Lines shared by consecutive chunks.", min=0, metavar="N", rich_help_panel=WALK
+        ),
+    ] = 10,
+    engine: EngineOpt = None,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    api_key: ApiKeyOpt = None,
+    batch_size: BatchSizeOpt = None,
+    max_request_bytes: MaxRequestBytesOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    max_retries: MaxRetriesOpt = None,
+    timeout: TimeoutOpt = None,
+    wait_cold: WaitColdOpt = None,
+    allow_insecure: AllowInsecureOpt = False,
+    output: OutputOpt = None,
+    null: Annotated[
+        bool,
+        typer.Option(
+            "--null",
+            "-0",
+            help="NUL-terminated paths (implies -o plain), for xargs -0.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
+    top_k: TopKOpt = None,
+    min_score: MinScoreOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    color: ColorOpt = Color.auto,
+) -> None:
+    """Rank files (default: the working directory) by relevance to QUERY.
+
+    Ignore files, hidden files, binary files, files over --max-filesize and likely secrets are
+    skipped; each file is scored by its best chunk of --chunk-lines lines.
+    """
+    from rerank_cli import files as core
+    from rerank_cli import ranking
+    from rerank_cli.chunking import LineChunker
+    from rerank_cli.pipeline import Filters
+    from rerank_cli.walk import WalkOptions, parse_size
+
+    env = ctx.obj
+    env.color_mode = color.value
+    overrides = api_settings(
+        engine, base_url, model, api_key, batch_size, max_request_bytes, concurrency,
+        max_retries, timeout, wait_cold, allow_insecure,
+    )  # fmt: skip
+    job = core.FilesJob(
+        query=query,
+        paths=paths or [],
+        walk_options=WalkOptions(
+            hidden=hidden,
+            no_ignore=no_ignore,
+            globs=tuple(glob or ()),
+            max_depth=max_depth,
+            follow=follow,
+            max_filesize=parse_size(max_filesize),
+            include_secrets=include_secrets,
+        ),
+        chunker=LineChunker(lines=chunk_lines, overlap=overlap),
+        settings=ranking.settings_for(env, **overrides),
+        output=output.value if output else None,
+        null=null,
+        filters=Filters(top_k=top_k, min_score=min_score),
+        quiet=quiet,
+        verbose=verbose,
+    )
+    raise typer.Exit(core.run(env, job))

@@ -1,0 +1,150 @@
+"""An engine in front of another that answers from the score cache and sends only the misses.
+
+Each batch the inner engine reports through ``on_scores`` is written at once, in its own
+transaction, so an interrupted run keeps everything already paid for. Only for pointwise
+engines (a text's score independent of the other texts): the hosted API, not BM25.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+from rerank_cli.cache import CACHE_MODES, CacheMode, Key, Scope, ScoreCache, make_keys
+from rerank_cli.engines.base import Engine, ScoreCallback, Stats
+
+
+class CachedEngine:
+    def __init__(
+        self,
+        inner: Engine,
+        cache: ScoreCache | None,
+        scope: Scope,
+        *,
+        mode: CacheMode = "normal",
+        ttl_days: float | None = None,
+        stats: Stats | None = None,
+    ) -> None:
+        if mode not in CACHE_MODES:
+            raise ValueError(f"cache mode must be one of {', '.join(CACHE_MODES)}")
+        if ttl_days is not None and not ttl_days >= 0:
+            raise ValueError("the cache TTL must be 0 days or more")
+        self.inner = inner
+        self.name = inner.name
+        self.cache = cache
+        self.scope = scope
+        self.mode = mode
+        self.ttl_days = ttl_days
+        self.stats = stats or Stats()
+        # This engine's totals over every score() call: what `rerank cache stats` shows.
+        self._hits = self._misses = self._sent = 0
+
+    async def score(
+        self, query: str, texts: Sequence[str], on_scores: ScoreCallback | None = None
+    ) -> list[float]:
+        cache = self.cache
+        if cache is None or self.mode == "off" or not texts:
+            return await self.inner.score(query, texts, on_scores)
+
+        keys = make_keys(self.scope, query, texts)
+        unique, copies = _distinct(keys)
+        wanted = keys if not copies else [keys[p] for p in unique]
+        if self.mode == "normal":
+            cached = cache.lookup(wanted, self.ttl_days)
+        else:
+            cached = [None] * len(unique)
+        hits: Sequence[int]
+        misses: list[int] = []
+        if not copies and None not in cached:  # a rerun: everything is cached
+            scores = cast("list[float]", cached)
+            hits = range(len(texts))
+        else:
+            scores = [0.0] * len(texts)
+            hits = []
+            for position, value in zip(unique, cached, strict=True):
+                if value is None:
+                    misses.append(position)
+                else:
+                    scores[position] = value
+                    hits.append(position)
+        self._count(hits=len(hits), misses=len(misses))
+
+        def report(positions: Sequence[int], values: Sequence[float]) -> None:
+            if on_scores is None:
+                return
+            if copies:
+                extra = [
+                    (copy, value)
+                    for position, value in zip(positions, values, strict=True)
+                    for copy in copies.get(position, ())
+                ]
+                positions = [*positions, *(copy for copy, _ in extra)]
+                values = [*values, *(value for _, value in extra)]
+            on_scores(positions, values)
+
+        if hits:
+            report(hits, scores if len(hits) == len(scores) else [scores[p] for p in hits])
+        if not misses:
+            self._record()
+            return _fill_copies(scores, copies)
+
+        written = [False] * len(misses)
+
+        def landed(batch: Sequence[int], values: Sequence[float]) -> None:
+            positions = [misses[i] for i in batch]
+            cache.store([keys[p] for p in positions], values)
+            for i in batch:
+                written[i] = True
+            self._sent += len(positions)
+            report(positions, values)
+
+        try:
+            fresh = await self.inner.score(query, [texts[p] for p in misses], landed)
+            # An engine that did not report every batch: store and report the rest now.
+            late = [i for i, done in enumerate(written) if not done]
+            if late:
+                landed(late, [fresh[i] for i in late])
+        finally:
+            self._record()
+        for position, value in zip(misses, fresh, strict=True):
+            scores[position] = value
+        return _fill_copies(scores, copies)
+
+    def pending(self, query: str, texts: Sequence[str]) -> list[int]:
+        """Positions of ``texts`` a run would send (the cache does not answer them), without
+        scoring or recording anything: for --dry-run and the budgets."""
+        if self.cache is None or self.mode != "normal" or not texts:
+            return list(range(len(texts)))
+        cached = self.cache.lookup(make_keys(self.scope, query, texts), self.ttl_days)
+        return [position for position, value in enumerate(cached) if value is None]
+
+    def _count(self, hits: int, misses: int) -> None:
+        self._hits += hits
+        self._misses += misses
+        self.stats.cache_hits += hits
+        self.stats.cache_misses += misses
+
+    def _record(self) -> None:
+        if self.cache is not None:
+            self.cache.record_run(self._hits, self._misses, self._sent)
+
+
+def _distinct(keys: Sequence[Key]) -> tuple[Sequence[int], dict[int, list[int]]]:
+    """Positions of the first text with each key, and the later positions sharing it. The
+    pipeline already dedups, so the usual answer is every position and no copies."""
+    if len(set(keys)) == len(keys):
+        return range(len(keys)), {}
+    first: dict[Key, int] = {}
+    copies: dict[int, list[int]] = {}
+    for position, key in enumerate(keys):
+        owner = first.setdefault(key, position)
+        if owner != position:
+            copies.setdefault(owner, []).append(position)
+    return list(first.values()), copies
+
+
+def _fill_copies(scores: list[float], copies: dict[int, list[int]]) -> list[float]:
+    for owner, positions in copies.items():
+        for position in positions:
+            scores[position] = scores[owner]
+    return scores

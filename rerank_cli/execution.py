@@ -1,0 +1,211 @@
+"""What every ranking command shares once it has a plan: the engine (behind the score cache),
+the cost check (--dry-run, --max-docs, --max-cost), scoring with progress, ranking, the usage
+summary (-v, --stats) and writing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from rerank_cli import pipeline
+from rerank_cli.api import make_engine
+from rerank_cli.cost import Estimate, check_budget, count_requests
+from rerank_cli.documents import Result
+from rerank_cli.engines.base import Engine, Stats
+from rerank_cli.errors import ExitCode, NothingToShow, OutputClosed, UsageError
+from rerank_cli.settings import Settings
+from rerank_cli.terminal import Environment
+
+
+@dataclass(kw_only=True)
+class JobOptions:
+    """The options of a ranking command that do not depend on its input."""
+
+    settings: Settings = field(default_factory=Settings)
+    output: str | None = None  # None: table on a terminal, else jsonl
+    filters: pipeline.Filters = field(default_factory=pipeline.Filters)
+    quiet: bool = False
+    verbose: bool = False
+    dry_run: bool = False
+    stats_path: str | None = None  # --stats FILE ("-": stderr)
+
+
+def output_format(env: Environment, output: str | None) -> str:
+    if output is not None:
+        return output
+    return "table" if env.stdout_isatty else "jsonl"
+
+
+def guard_output(write: Callable[[], object]) -> None:
+    """Run a writer; a reader that went away (``| head``) ends the run quietly."""
+    try:
+        write()
+    except BrokenPipeError:
+        raise OutputClosed() from None
+
+
+def summary(stats: Stats, engine: str, cost: float | None = None) -> str:
+    rate = stats.sent / stats.elapsed if stats.elapsed > 0 else 0.0
+    parts = [f"{stats.documents} documents"]
+    if stats.skipped:
+        parts.append(f"{stats.skipped} skipped")
+    parts += [f"{stats.unique} unique"]
+    if stats.cache_hits:
+        parts.append(f"{stats.cache_hits} cached")
+    parts += [
+        f"{stats.sent} scored by {engine}",
+        f"{stats.requests} requests",
+        f"{stats.retries} retries",
+        f"{stats.elapsed:.2f} s",
+        f"{rate:,.0f} docs/s",
+    ]
+    if cost is not None:
+        parts.append(f"estimated ${cost:.6f}")
+    return ", ".join(parts)
+
+
+def usage(stats: Stats, cost: float | None) -> dict[str, Any]:
+    """The --stats object CI scripts parse."""
+    return {
+        "documents": stats.documents,
+        "skipped": stats.skipped,
+        "texts": stats.texts,
+        "unique": stats.unique,
+        "cache_hits": stats.cache_hits,
+        "billed": stats.sent,
+        "requests": stats.requests,
+        "retries": stats.retries,
+        "bytes_sent": stats.bytes_sent,
+        "elapsed_seconds": round(stats.elapsed, 6),
+        "estimated_cost": cost,
+    }
+
+
+def write_stats(env: Environment, path: str, data: dict[str, Any]) -> None:
+    payload = orjson.dumps(data) + b"\n"
+    if path == "-":
+        env.stderr.write(payload.decode())
+        env.stderr.flush()
+        return
+    try:
+        Path(path).write_bytes(payload)
+    except OSError as error:
+        raise UsageError(f"cannot write --stats file {path}: {error.strerror}") from None
+
+
+@contextmanager
+def cached(env: Environment, engine: Engine, settings: Settings, stats: Stats) -> Iterator[Engine]:
+    """The engine behind the score cache, for a hosted API (BM25 scores depend on the other
+    documents, so they are never cached)."""
+    if settings.engine != "api" or settings.cache == "off":
+        yield engine
+        return
+    from rerank_cli.cache import Scope, open_cache
+    from rerank_cli.engines.cached import CachedEngine
+
+    store = open_cache(env.env, env.warn)
+    try:
+        yield CachedEngine(
+            engine,
+            store,
+            Scope.for_api(settings.base_url, settings.model),
+            mode="normal" if settings.cache == "on" else "refresh",
+            ttl_days=settings.cache_ttl,
+            stats=stats,
+        )
+    finally:
+        if store is not None:
+            store.close()
+
+
+def estimate(
+    query: str, work: pipeline.Plan, engine: Engine, settings: Settings, need_price: bool
+) -> Estimate:
+    from rerank_cli.engines.cached import CachedEngine
+
+    if isinstance(engine, CachedEngine):
+        pending = engine.pending(query, work.texts)
+    else:
+        pending = list(range(len(work.texts)))
+    to_send = [work.texts[p] for p in pending]
+    price, note = None, ""
+    if settings.engine == "lexical":
+        price = 0.0
+    elif need_price and to_send:
+        from rerank_cli.catalog import price_per_1k
+
+        price, note = price_per_1k(settings)
+    return Estimate(
+        documents=len(work.documents),
+        unique=len(work.texts),
+        cached=len(work.texts) - len(to_send),
+        to_send=len(to_send),
+        requests=count_requests(to_send, settings, query) if settings.engine == "api" else 0,
+        price_per_1k=price,
+        price_note=note,
+    )
+
+
+def run_cost(stats: Stats, settings: Settings) -> float | None:
+    """The estimated cost of what was sent: a price lookup only when something was billed."""
+    if settings.engine != "api" or stats.sent == 0:
+        return 0.0
+    from rerank_cli.catalog import price_per_1k
+
+    price, _ = price_per_1k(settings)
+    return None if price is None else stats.sent * price / 1000.0
+
+
+def execute(
+    env: Environment,
+    query: str,
+    work: pipeline.Plan,
+    stats: Stats,
+    job: JobOptions,
+    emit: Callable[[list[Result], str], None],
+    fmt: str,
+) -> ExitCode:
+    """Score the plan, rank, report, and hand the results to ``emit`` in format ``fmt``."""
+    from rerank_cli.terminal import progress_bar
+
+    settings = job.settings
+    notify = env.info if job.verbose else None
+    wants_estimate = job.dry_run or settings.max_docs is not None or settings.max_cost is not None
+    with cached(env, make_engine(settings, stats, notify=notify), settings, stats) as engine:
+        if wants_estimate:
+            need_price = job.dry_run or settings.max_cost is not None
+            planned = estimate(query, work, engine, settings, need_price)
+            if job.dry_run:
+                if fmt in ("json", "jsonl"):
+                    guard_output(lambda: env.stdout.write(orjson.dumps(planned.as_dict()) + b"\n"))
+                else:
+                    env.info(planned.text())
+                return ExitCode.OK
+            check_budget(planned, settings)
+        many = len(work.texts) > settings.batch_size and settings.engine == "api"
+        try:
+            with progress_bar(env, enabled=many) as on_progress:
+                scored = asyncio.run(
+                    pipeline.score_plan(query, work, engine, stats, on_progress=on_progress)
+                )
+        finally:
+            if job.verbose or job.stats_path:
+                cost = run_cost(stats, settings)
+                if job.verbose:
+                    env.info(summary(stats, engine.name, cost))
+                if job.stats_path:
+                    write_stats(env, job.stats_path, usage(stats, cost))
+    results = pipeline.rank(scored, job.filters)
+    if not results:
+        if job.quiet:
+            return ExitCode.NOTHING_TO_SHOW
+        raise NothingToShow("no results left after --top-k/--min-score")
+    if not job.quiet:
+        guard_output(lambda: emit(results, fmt))
+    return ExitCode.OK
