@@ -12,7 +12,7 @@ from typing import Any
 
 # Unit words → how many documents one priced unit covers.
 _UNIT = re.compile(
-    r"(?:per\s*)?(\d+(?:[.,]\d+)?)?\s*([kKmM])?\s*(?:doc|document|search|request)", re.I
+    r"(?:per[\s_]*)?(\d+(?:[.,]\d+)?)?[\s_]*([kKmM])?[\s_]*(?:doc|document|search|request)", re.I
 )
 _PRICE_KEYS = ("price", "usd", "amount", "cost", "value")
 _PER_KEY = re.compile(r"(?:price_)?per_?(\d+)?([km])?_?(?:doc|document)s?(?:_usd)?$", re.I)

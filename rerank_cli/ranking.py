@@ -59,7 +59,10 @@ def collect(env: Environment, job: RankJob, report: readers.ReadReport) -> list[
 
     def sources() -> Iterator[Document]:
         for text in job.arguments:
-            yield Document(text=text, raw=text.encode("utf-8", errors="surrogateescape") + b"\n")
+            # Python hands over undecodable argv bytes as lone surrogates: keep the bytes for
+            # plain output, score the text with U+FFFD, as for files.
+            raw = text.encode("utf-8", errors="surrogateescape")
+            yield Document(text=report.decode(raw, "arguments"), raw=raw + b"\n")
         inputs = job.inputs
         if not job.arguments and not inputs:
             if env.stdin_isatty:

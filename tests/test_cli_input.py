@@ -206,3 +206,13 @@ def test_config_set_show_unset(cli: RunCli, isolated_env: dict[str, str]) -> Non
     assert cli("config", "unset", "batch_size").exit_code == 0
     assert "batch_size" not in cli("config", "show").text
     assert cli("config", "unset", "batch_size").exit_code == 2
+
+
+def test_undecodable_argument_bytes(cli: RunCli) -> None:
+    argument = b"caf\xe9 paris".decode("utf-8", "surrogateescape")  # as Python passes argv
+    result = cli("paris", argument, *LEX)
+    assert result.exit_code == 0
+    assert result.records()[0]["text"] == "caf\ufffd paris"
+    assert "invalid UTF-8" in result.stderr
+    plain = cli("paris", argument, *LEX, "-o", "plain")
+    assert plain.stdout == b"caf\xe9 paris\n"

@@ -44,3 +44,8 @@ def test_unknown_model_or_unit_is_none() -> None:
     assert price_per_1k(payload, "other") is None
     assert price_per_1k({"unexpected": True}, "m") is None
     assert parse_models([{"id": "bare-list"}])[0].id == "bare-list"
+
+
+def test_underscored_units() -> None:
+    payload = {"data": [{"id": "m", "pricing": {"price": 0.008, "unit": "1k_documents"}}]}
+    assert price_per_1k(payload, "m") == pytest.approx(0.008)

@@ -70,3 +70,11 @@ def test_table_fits_the_width_and_keeps_every_column(width: int) -> None:
 def test_table_colour_only_when_asked() -> None:
     assert b"\x1b[" in render("table", color=True)
     assert b"\x1b[" not in render("table", color=False)
+
+
+def test_table_keeps_the_end_of_a_long_source() -> None:
+    path = "very/deep/" * 10 + "file.py"
+    doc = Document(text="t", raw=b"", source=Source(path, 12), index=0)
+    out = io.BytesIO()
+    write([Result(1, 0.5, doc)], "table", out, WriteOptions(width=120))
+    assert "file.py:12" in out.getvalue().decode()

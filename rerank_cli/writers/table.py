@@ -13,6 +13,11 @@ PADDING = 2  # rich's default horizontal padding between columns, box=None
 MAX_SOURCE = 40
 
 
+def cut_left(text: str, width: int) -> str:
+    """Keep the end of a path: ``…/deep/file.py:12`` tells more than ``src/very/deep/fi…``."""
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
+
+
 def one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -22,7 +27,7 @@ def write_table(results: Sequence[Result], out: IO[bytes], options: WriteOptions
     from rich.table import Table
     from rich.text import Text
 
-    sources = [str(r.document.source) if r.document.source else "" for r in results]
+    sources = [cut_left(str(r.document.source or ""), MAX_SOURCE) for r in results]
     show_source = any(sources)
     # Rank, score and source keep their width; the text gets the rest. (Rich shrinks every
     # column when the text is long, so the widths are settled here.)
