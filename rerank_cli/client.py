@@ -84,6 +84,8 @@ class RerankClient:
             headers["Authorization"] = f"Bearer {self.settings.api_key}"
         if self.settings.wait_cold > 0:
             headers["Prefer"] = f"wait={self.settings.wait_cold}"
+        if self.settings.tier != "realtime":
+            headers["X-Tier"] = self.settings.tier
         return headers
 
     async def __aenter__(self) -> RerankClient:

@@ -12,21 +12,29 @@ from rerank_cli.cli.options import (
     ApiKeyOpt,
     BaseUrlOpt,
     BatchSizeOpt,
+    CacheTtlOpt,
     Color,
     ColorOpt,
     ConcurrencyOpt,
+    DryRunOpt,
     EngineOpt,
+    MaxCostOpt,
+    MaxDocsOpt,
     MaxRequestBytesOpt,
     MaxRetriesOpt,
     MinScoreOpt,
     ModelOpt,
+    NoCacheOpt,
     OutputOpt,
     QuietOpt,
+    RefreshOpt,
+    StatsOpt,
+    TierOpt,
     TimeoutOpt,
     TopKOpt,
     VerboseOpt,
     WaitColdOpt,
-    api_settings,
+    settings_overrides,
 )
 
 WALK = "Files"
@@ -138,6 +146,14 @@ def files(
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     color: ColorOpt = Color.auto,
+    dry_run: DryRunOpt = False,
+    max_docs: MaxDocsOpt = None,
+    max_cost: MaxCostOpt = None,
+    tier: TierOpt = None,
+    no_cache: NoCacheOpt = False,
+    refresh: RefreshOpt = False,
+    cache_ttl: CacheTtlOpt = None,
+    stats: StatsOpt = None,
 ) -> None:
     """Rank files (default: the working directory) by relevance to QUERY.
 
@@ -152,10 +168,25 @@ def files(
 
     env = ctx.obj
     env.color_mode = color.value
-    overrides = api_settings(
-        engine, base_url, model, api_key, batch_size, max_request_bytes, concurrency,
-        max_retries, timeout, wait_cold, allow_insecure,
-    )  # fmt: skip
+    overrides = settings_overrides(
+        engine=engine,
+        base_url=base_url,
+        model=model,
+        api_key=api_key,
+        batch_size=batch_size,
+        max_request_bytes=max_request_bytes,
+        concurrency=concurrency,
+        max_retries=max_retries,
+        timeout=timeout,
+        wait_cold=wait_cold,
+        allow_insecure=allow_insecure,
+        tier=tier,
+        max_docs=max_docs,
+        max_cost=max_cost,
+        no_cache=no_cache,
+        refresh=refresh,
+        cache_ttl=cache_ttl,
+    )
     job = core.FilesJob(
         query=query,
         paths=paths or [],
@@ -175,5 +206,7 @@ def files(
         filters=Filters(top_k=top_k, min_score=min_score),
         quiet=quiet,
         verbose=verbose,
+        dry_run=dry_run,
+        stats_path=stats,
     )
     raise typer.Exit(core.run(env, job))

@@ -10,6 +10,7 @@ import typer
 INPUT = "Input"
 API = "API"
 OUTPUT = "Output"
+COST = "Cost and cache"
 
 
 class InputFormat(str, Enum):
@@ -138,30 +139,87 @@ VerboseOpt = Annotated[bool, _out("--verbose", "-v", help="A summary on stderr a
 ColorOpt = Annotated[Color, _out("--color", help="Colour (NO_COLOR is honoured).")]
 
 
-def api_settings(
-    engine: EngineName | None,
-    base_url: str | None,
-    model: str | None,
-    api_key: str | None,
-    batch_size: int | None,
-    max_request_bytes: int | None,
-    concurrency: int | None,
-    max_retries: int | None,
-    timeout: float | None,
-    wait_cold: int | None,
-    allow_insecure: bool,
+class Tier(str, Enum):
+    realtime = "realtime"
+    batch = "batch"
+
+
+def _cost(*names: str, help: str, **kwargs: Any) -> Any:
+    return typer.Option(*names, help=help, rich_help_panel=COST, **kwargs)
+
+
+TierOpt = Annotated[
+    Optional[Tier],  # noqa: UP045
+    _cost(
+        "--tier",
+        help="gigarouter: batch sends X-Tier: batch — cheaper, slower when busy "
+        "[default realtime].",
+        show_default=False,
+    ),
+]
+DryRunOpt = Annotated[
+    bool,
+    _cost(
+        "--dry-run",
+        help="Read, dedup and check the cache, then report what would be sent and its price; "
+        "send nothing.",
+    ),
+]
+MaxDocsOpt = Annotated[
+    Optional[int],  # noqa: UP045
+    _cost(
+        "--max-docs",
+        help="Refuse (exit 2, nothing sent) a run that would send more than N documents.",
+        min=0,
+        metavar="N",
+        show_default=False,
+    ),
+]
+MaxCostOpt = Annotated[
+    Optional[float],  # noqa: UP045
+    _cost(
+        "--max-cost",
+        help="Refuse (exit 2, nothing sent) a run estimated to cost more than USD.",
+        min=0.0,
+        metavar="USD",
+        show_default=False,
+    ),
+]
+NoCacheOpt = Annotated[bool, _cost("--no-cache", help="Neither read nor write the score cache.")]
+RefreshOpt = Annotated[
+    bool, _cost("--refresh", help="Score again and overwrite the cache (do not read it).")
+]
+CacheTtlOpt = Annotated[
+    Optional[float],  # noqa: UP045
+    _cost(
+        "--cache-ttl",
+        help="Cached scores older than DAYS are misses [default: no expiry].",
+        min=0.0,
+        metavar="DAYS",
+        show_default=False,
+    ),
+]
+StatsOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    _cost(
+        "--stats",
+        help="Write a JSON usage summary to FILE (- for stderr).",
+        metavar="FILE",
+        show_default=False,
+    ),
+]
+
+
+def settings_overrides(
+    *, no_cache: bool = False, refresh: bool = False, allow_insecure: bool = False, **options: Any
 ) -> dict[str, Any]:
-    """The API options as setting overrides (None: not given on the command line)."""
-    return {
-        "engine": engine.value if engine else None,
-        "base_url": base_url,
-        "model": model,
-        "api_key": api_key,
-        "batch_size": batch_size,
-        "max_request_bytes": max_request_bytes,
-        "concurrency": concurrency,
-        "max_retries": max_retries,
-        "timeout": timeout,
-        "wait_cold": wait_cold,
-        "allow_insecure": allow_insecure or None,
-    }
+    """Command-line options as setting overrides; None means "not given", so the environment,
+    config file or default decides."""
+    if no_cache and refresh:
+        from rerank_cli.errors import UsageError
+
+        raise UsageError("--no-cache and --refresh contradict each other")
+    overrides = {k: v.value if isinstance(v, Enum) else v for k, v in options.items()}
+    overrides["allow_insecure"] = allow_insecure or None
+    overrides["cache"] = "off" if no_cache else "refresh" if refresh else None
+    return overrides

@@ -12,22 +12,30 @@ from rerank_cli.cli.options import (
     ApiKeyOpt,
     BaseUrlOpt,
     BatchSizeOpt,
+    CacheTtlOpt,
     Color,
     ColorOpt,
     ConcurrencyOpt,
+    DryRunOpt,
     EngineOpt,
     InputFormat,
+    MaxCostOpt,
+    MaxDocsOpt,
     MaxRequestBytesOpt,
     MaxRetriesOpt,
     MinScoreOpt,
     ModelOpt,
+    NoCacheOpt,
     OutputOpt,
     QuietOpt,
+    RefreshOpt,
+    StatsOpt,
+    TierOpt,
     TimeoutOpt,
     TopKOpt,
     VerboseOpt,
     WaitColdOpt,
-    api_settings,
+    settings_overrides,
 )
 
 
@@ -136,6 +144,14 @@ def rank(
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     color: ColorOpt = Color.auto,
+    dry_run: DryRunOpt = False,
+    max_docs: MaxDocsOpt = None,
+    max_cost: MaxCostOpt = None,
+    tier: TierOpt = None,
+    no_cache: NoCacheOpt = False,
+    refresh: RefreshOpt = False,
+    cache_ttl: CacheTtlOpt = None,
+    stats: StatsOpt = None,
 ) -> None:
     """Rank documents by relevance to QUERY."""
     from rerank_cli import ranking
@@ -144,10 +160,25 @@ def rank(
 
     env = ctx.obj
     env.color_mode = color.value
-    overrides = api_settings(
-        engine, base_url, model, api_key, batch_size, max_request_bytes, concurrency,
-        max_retries, timeout, wait_cold, allow_insecure,
-    )  # fmt: skip
+    overrides = settings_overrides(
+        engine=engine,
+        base_url=base_url,
+        model=model,
+        api_key=api_key,
+        batch_size=batch_size,
+        max_request_bytes=max_request_bytes,
+        concurrency=concurrency,
+        max_retries=max_retries,
+        timeout=timeout,
+        wait_cold=wait_cold,
+        allow_insecure=allow_insecure,
+        tier=tier,
+        max_docs=max_docs,
+        max_cost=max_cost,
+        no_cache=no_cache,
+        refresh=refresh,
+        cache_ttl=cache_ttl,
+    )
     job = ranking.RankJob(
         query=query,
         arguments=documents or [],
@@ -166,6 +197,8 @@ def rank(
         filters=Filters(top_k=top_k, min_score=min_score),
         quiet=quiet,
         verbose=verbose,
+        dry_run=dry_run,
+        stats_path=stats,
     )
     raise typer.Exit(ranking.run(env, job))
 
