@@ -8,9 +8,14 @@ from dataclasses import replace
 from typing import Any
 
 from rerank_cli import pricing
+from rerank_cli.api import check_engine
 from rerank_cli.client import RerankClient
-from rerank_cli.errors import ApiError
-from rerank_cli.settings import Settings
+from rerank_cli.errors import ApiError, ExitCode, NothingToShow
+from rerank_cli.execution import guard_output, output_format
+from rerank_cli.settings import Settings, check_transport_security
+from rerank_cli.terminal import Environment
+from rerank_cli.writers.base import WriteOptions
+from rerank_cli.writers.catalog import write_account, write_models
 
 
 def models_url(settings: Settings) -> str:
@@ -51,3 +56,22 @@ def price_per_1k(settings: Settings) -> tuple[float | None, str]:
         return None, f"GET /models failed: {error}"
     price = pricing.price_per_1k(payload, settings.model)
     return price, "" if price is not None else f"{settings.model} has no per-document price listed"
+
+
+def run_models(env: Environment, settings: Settings, output: str | None) -> ExitCode:
+    check_transport_security(settings)
+    models = pricing.parse_models(fetch_models(settings))
+    if not models:
+        raise NothingToShow(f"{models_url(settings)} lists no models")
+    fmt = output_format(env, output)
+    options = WriteOptions(width=env.width, color=env.stdout_color)
+    guard_output(lambda: write_models(models, fmt, env.stdout, options))
+    return ExitCode.OK
+
+
+def run_account(env: Environment, settings: Settings, output: str | None) -> ExitCode:
+    check_engine(settings)  # a key is needed, and must not travel in clear text
+    payload = fetch_account(settings)
+    fmt = output_format(env, output)
+    guard_output(lambda: write_account(payload, fmt, env.stdout))
+    return ExitCode.OK

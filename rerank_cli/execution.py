@@ -182,7 +182,7 @@ def execute(
             need_price = job.dry_run or settings.max_cost is not None
             planned = estimate(query, work, engine, settings, need_price)
             if job.dry_run:
-                if fmt in ("json", "jsonl"):
+                if job.output in ("json", "jsonl"):  # asked for: the report is the data
                     guard_output(lambda: env.stdout.write(orjson.dumps(planned.as_dict()) + b"\n"))
                 else:
                     env.info(planned.text())

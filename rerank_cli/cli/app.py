@@ -9,9 +9,11 @@ from collections.abc import Sequence
 import typer
 
 from rerank_cli import __version__
+from rerank_cli.cli import account as account_cmd
 from rerank_cli.cli import cache as cache_cmd
 from rerank_cli.cli import config as config_cmd
 from rerank_cli.cli import files as files_cmd
+from rerank_cli.cli import models as models_cmd
 from rerank_cli.cli import rank as rank_cmd
 from rerank_cli.errors import ExitCode, OutputClosed, RerankError
 from rerank_cli.redact import redact
@@ -46,6 +48,8 @@ def root(
 
 app.command("rank")(rank_cmd.rank)
 app.command("files")(files_cmd.files)
+app.command("models")(models_cmd.models)
+app.command("account")(account_cmd.account)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(cache_cmd.app, name="cache")
 
