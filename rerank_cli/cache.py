@@ -57,12 +57,9 @@ _UPSERT = "INSERT OR REPLACE INTO scores (id, checksum, score, stored) VALUES (?
 
 
 def cache_dir(env: Mapping[str, str]) -> Path:
-    override = env.get("RERANK_CACHE_DIR")
-    if override:
-        return Path(override)
-    import platformdirs
+    from rerank_cli.config import user_dir
 
-    return Path(platformdirs.user_cache_dir("rerank", appauthor=False))
+    return user_dir(env, "RERANK_CACHE_DIR", "cache")
 
 
 def cache_path(env: Mapping[str, str]) -> Path:

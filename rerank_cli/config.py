@@ -20,13 +20,20 @@ else:  # pragma: no cover
 FILE_NAME = "config.toml"
 
 
-def config_dir(env: Mapping[str, str]) -> Path:
-    override = env.get("RERANK_CONFIG_DIR")
+def user_dir(env: Mapping[str, str], variable: str, kind: str) -> Path:
+    """The platform's ``kind`` ("config", "cache") directory for rerank; ``$variable``
+    overrides it."""
+    override = env.get(variable)
     if override:
         return Path(override)
     import platformdirs
 
-    return Path(platformdirs.user_config_dir("rerank", appauthor=False))
+    finder = getattr(platformdirs, f"user_{kind}_dir")
+    return Path(finder("rerank", appauthor=False))
+
+
+def config_dir(env: Mapping[str, str]) -> Path:
+    return user_dir(env, "RERANK_CONFIG_DIR", "config")
 
 
 def config_path(env: Mapping[str, str]) -> Path:

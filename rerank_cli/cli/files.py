@@ -34,7 +34,7 @@ from rerank_cli.cli.options import (
     TopKOpt,
     VerboseOpt,
     WaitColdOpt,
-    settings_overrides,
+    job_options,
 )
 
 WALK = "Files"
@@ -160,33 +160,12 @@ def files(
     Ignore files, hidden files, binary files, files over --max-filesize and likely secrets are
     skipped; each file is scored by its best chunk of --chunk-lines lines.
     """
+    params = dict(locals())
     from rerank_cli import files as core
-    from rerank_cli import ranking
     from rerank_cli.chunking import LineChunker
-    from rerank_cli.pipeline import Filters
     from rerank_cli.walk import WalkOptions, parse_size
 
     env = ctx.obj
-    env.color_mode = color.value
-    overrides = settings_overrides(
-        engine=engine,
-        base_url=base_url,
-        model=model,
-        api_key=api_key,
-        batch_size=batch_size,
-        max_request_bytes=max_request_bytes,
-        concurrency=concurrency,
-        max_retries=max_retries,
-        timeout=timeout,
-        wait_cold=wait_cold,
-        allow_insecure=allow_insecure,
-        tier=tier,
-        max_docs=max_docs,
-        max_cost=max_cost,
-        no_cache=no_cache,
-        refresh=refresh,
-        cache_ttl=cache_ttl,
-    )
     job = core.FilesJob(
         query=query,
         paths=paths or [],
@@ -200,13 +179,7 @@ def files(
             include_secrets=include_secrets,
         ),
         chunker=LineChunker(lines=chunk_lines, overlap=overlap),
-        settings=ranking.settings_for(env, **overrides),
-        output=output.value if output else None,
         null=null,
-        filters=Filters(top_k=top_k, min_score=min_score),
-        quiet=quiet,
-        verbose=verbose,
-        dry_run=dry_run,
-        stats_path=stats,
+        **job_options(ctx, params),
     )
     raise typer.Exit(core.run(env, job))

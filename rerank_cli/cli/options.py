@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
 from typing import Annotated, Any, Optional
 
@@ -208,6 +209,35 @@ StatsOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+# The parameters of a ranking command that become settings (the rest of JobOptions below).
+SETTING_OPTIONS = (
+    "engine", "base_url", "model", "api_key", "batch_size", "max_request_bytes", "concurrency",
+    "max_retries", "timeout", "wait_cold", "allow_insecure", "tier", "max_docs", "max_cost",
+    "no_cache", "refresh", "cache_ttl",
+)  # fmt: skip
+
+
+def job_options(ctx: typer.Context, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The :class:`~rerank_cli.execution.JobOptions` fields from a ranking command's
+    parameters (its ``locals()``): the shared options are declared once, here, and read once."""
+    from rerank_cli.pipeline import Filters
+    from rerank_cli.ranking import settings_for
+
+    env = ctx.obj
+    env.color_mode = params["color"].value
+    chosen = {name: params[name] for name in SETTING_OPTIONS}
+    output = params["output"]
+    return {
+        "settings": settings_for(env, **settings_overrides(**chosen)),
+        "output": output.value if output else None,
+        "filters": Filters(top_k=params["top_k"], min_score=params["min_score"]),
+        "quiet": params["quiet"],
+        "verbose": params["verbose"],
+        "dry_run": params["dry_run"],
+        "stats_path": params["stats"],
+    }
 
 
 def settings_overrides(

@@ -35,7 +35,7 @@ from rerank_cli.cli.options import (
     TopKOpt,
     VerboseOpt,
     WaitColdOpt,
-    settings_overrides,
+    job_options,
 )
 
 
@@ -154,31 +154,11 @@ def rank(
     stats: StatsOpt = None,
 ) -> None:
     """Rank documents by relevance to QUERY."""
+    params = dict(locals())
     from rerank_cli import ranking
-    from rerank_cli.pipeline import Filters
     from rerank_cli.readers import ReadOptions
 
     env = ctx.obj
-    env.color_mode = color.value
-    overrides = settings_overrides(
-        engine=engine,
-        base_url=base_url,
-        model=model,
-        api_key=api_key,
-        batch_size=batch_size,
-        max_request_bytes=max_request_bytes,
-        concurrency=concurrency,
-        max_retries=max_retries,
-        timeout=timeout,
-        wait_cold=wait_cold,
-        allow_insecure=allow_insecure,
-        tier=tier,
-        max_docs=max_docs,
-        max_cost=max_cost,
-        no_cache=no_cache,
-        refresh=refresh,
-        cache_ttl=cache_ttl,
-    )
     job = ranking.RankJob(
         query=query,
         arguments=documents or [],
@@ -192,13 +172,7 @@ def rank(
             group=group,
             grep_root=grep_root,
         ),
-        settings=ranking.settings_for(env, **overrides),
-        output=output.value if output else None,
-        filters=Filters(top_k=top_k, min_score=min_score),
-        quiet=quiet,
-        verbose=verbose,
-        dry_run=dry_run,
-        stats_path=stats,
+        **job_options(ctx, params),
     )
     raise typer.Exit(ranking.run(env, job))
 

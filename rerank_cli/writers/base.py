@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from rerank_cli.documents import Result
 
@@ -40,3 +40,22 @@ def record(result: Result) -> dict[str, Any]:
             "end_char": chunk.end_char,
         }
     return out
+
+
+def render(renderable: Any, out: IO[bytes], options: WriteOptions) -> None:
+    """Print a rich renderable to ``out`` at the options' width, coloured only if asked."""
+    import io
+
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    Console(
+        file=buffer,
+        width=options.width,
+        force_terminal=options.color,
+        color_system="standard" if options.color else None,
+        no_color=not options.color,
+        highlight=False,
+        emoji=False,
+    ).print(renderable)
+    out.write(buffer.getvalue().encode("utf-8"))

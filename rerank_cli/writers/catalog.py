@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from typing import IO, Any
 
 import orjson
 
 from rerank_cli.pricing import ModelInfo
-from rerank_cli.writers.base import WriteOptions
+from rerank_cli.writers.base import WriteOptions, render
 
 
 def _model_record(info: ModelInfo) -> dict[str, Any]:
@@ -31,7 +30,6 @@ def write_models(
     elif fmt == "jsonl":
         out.write(b"".join(orjson.dumps(_model_record(m)) + b"\n" for m in models))
     elif fmt == "table":
-        from rich.console import Console
         from rich.table import Table
 
         table = Table(box=None, pad_edge=False, header_style="bold")
@@ -40,16 +38,7 @@ def write_models(
         for m in models:
             price = "—" if m.price is None else f"${m.price:g}"
             table.add_row(m.id, m.kind, price, m.unit)
-        buffer = io.StringIO()
-        Console(
-            file=buffer,
-            width=options.width,
-            force_terminal=options.color,
-            no_color=not options.color,
-            color_system="standard" if options.color else None,
-            highlight=False,
-        ).print(table)
-        out.write(buffer.getvalue().encode())
+        render(table, out, options)
     else:  # plain, tsv: one model a line
         lines = (
             f"{m.id}\t{m.kind}\t{'' if m.price is None else m.price}\t{m.unit}\n" for m in models

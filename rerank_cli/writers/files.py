@@ -6,7 +6,6 @@ bytes back exactly (for ``xargs -0``), the text formats show undecodable bytes a
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Callable, Sequence
 from typing import IO, Any
@@ -14,7 +13,7 @@ from typing import IO, Any
 import orjson
 
 from rerank_cli.documents import Result
-from rerank_cli.writers.base import WriteOptions
+from rerank_cli.writers.base import WriteOptions, render
 
 FORMATS = ("table", "plain", "jsonl", "json", "tsv")
 
@@ -110,7 +109,6 @@ def _widths(rows: Sequence[tuple[str, str, str, str, str]], width: int) -> tuple
 
 
 def write_table(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -133,18 +131,7 @@ def write_table(results: Sequence[Result], out: IO[bytes], options: WriteOptions
     table.add_column("best chunk", no_wrap=True, overflow="ellipsis", width=chunk_width)
     for rank, score, path, lines, line in rows:
         table.add_row(rank, score, Text(shorten_left(path, path_width)), lines, Text(line))
-    buffer = io.StringIO()
-    console = Console(
-        file=buffer,
-        width=options.width,
-        force_terminal=options.color,
-        color_system="standard" if options.color else None,
-        no_color=not options.color,
-        highlight=False,
-        emoji=False,
-    )
-    console.print(table)
-    out.write(buffer.getvalue().encode("utf-8"))
+    render(table, out, options)
 
 
 _WRITERS: dict[str, Callable[[Sequence[Result], IO[bytes], WriteOptions], None]] = {

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from typing import IO
 
 from rerank_cli.documents import Result
-from rerank_cli.writers.base import WriteOptions
+from rerank_cli.writers.base import WriteOptions, render
 
 PADDING = 2  # rich's default horizontal padding between columns, box=None
 MAX_SOURCE = 40
@@ -23,7 +22,6 @@ def one_line(text: str) -> str:
 
 
 def write_table(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -51,15 +49,4 @@ def write_table(results: Sequence[Result], out: IO[bytes], options: WriteOptions
         if show_source:
             row.append(source)
         table.add_row(*row)
-    buffer = io.StringIO()
-    console = Console(
-        file=buffer,
-        width=options.width,
-        force_terminal=options.color,
-        color_system="standard" if options.color else None,
-        no_color=not options.color,
-        highlight=False,
-        emoji=False,
-    )
-    console.print(table)
-    out.write(buffer.getvalue().encode("utf-8"))
+    render(table, out, options)
