@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -12,6 +13,7 @@ from rerank_cli.api import check_engine
 from rerank_cli.client import RerankClient
 from rerank_cli.errors import ApiError, ExitCode, NothingToShow
 from rerank_cli.execution import guard_output, output_format
+from rerank_cli.redact import register_secret
 from rerank_cli.settings import Settings, check_transport_security
 from rerank_cli.terminal import Environment
 from rerank_cli.writers.base import WriteOptions
@@ -33,17 +35,27 @@ def account_url(settings: Settings) -> str:
     return urlunsplit((parts.scheme, parts.netloc, root + "/account", "", ""))
 
 
-async def _get(settings: Settings, url: str, params: dict[str, str] | None = None) -> Any:
-    async with RerankClient(settings) as client:
+Notify = Callable[[str], None]
+
+
+async def _get(
+    settings: Settings, url: str, params: dict[str, str] | None = None, notify: Notify | None = None
+) -> Any:
+    async with RerankClient(settings, notify=notify) as client:
         return await client.get_json(url, params=params)
 
 
-def fetch_models(settings: Settings) -> Any:
-    return asyncio.run(_get(settings, models_url(settings)))
+def fetch_models(settings: Settings, notify: Notify | None = None) -> Any:
+    return asyncio.run(_get(settings, models_url(settings), notify=notify))
 
 
-def fetch_account(settings: Settings) -> Any:
-    return asyncio.run(_get(settings, account_url(settings), {"key": settings.api_key or ""}))
+def fetch_account(settings: Settings, notify: Notify | None = None) -> Any:
+    import httpx
+
+    key = settings.api_key or ""
+    # A server that echoes the URL it got shows the key percent-encoded: hide that form too.
+    register_secret(str(httpx.QueryParams({"key": key})).removeprefix("key="))
+    return asyncio.run(_get(settings, account_url(settings), {"key": key}, notify))
 
 
 def price_per_1k(settings: Settings) -> tuple[float | None, str]:
@@ -58,9 +70,11 @@ def price_per_1k(settings: Settings) -> tuple[float | None, str]:
     return price, "" if price is not None else f"{settings.model} has no per-document price listed"
 
 
-def run_models(env: Environment, settings: Settings, output: str | None) -> ExitCode:
+def run_models(
+    env: Environment, settings: Settings, output: str | None, verbose: bool = False
+) -> ExitCode:
     check_transport_security(settings)
-    models = pricing.parse_models(fetch_models(settings))
+    models = pricing.parse_models(fetch_models(settings, env.info if verbose else None))
     if not models:
         raise NothingToShow(f"{models_url(settings)} lists no models")
     fmt = output_format(env, output)
@@ -69,9 +83,11 @@ def run_models(env: Environment, settings: Settings, output: str | None) -> Exit
     return ExitCode.OK
 
 
-def run_account(env: Environment, settings: Settings, output: str | None) -> ExitCode:
+def run_account(
+    env: Environment, settings: Settings, output: str | None, verbose: bool = False
+) -> ExitCode:
     check_engine(settings)  # a key is needed, and must not travel in clear text
-    payload = fetch_account(settings)
+    payload = fetch_account(settings, env.info if verbose else None)
     fmt = output_format(env, output)
     guard_output(lambda: write_account(payload, fmt, env.stdout))
     return ExitCode.OK

@@ -125,7 +125,7 @@ class RerankClient:
         """Scores for ``texts``, in order. Raises :class:`RequestTooLarge` for the caller to
         split the batch, :class:`ApiRefused` or :class:`ApiFailed` otherwise."""
         s = self.settings
-        body = protocol.build_request(s.model, query, texts)
+        body = protocol.Shape.of(s).body(query, texts)
         content = await self._send("POST", s.rerank_url, body=body)
         return protocol.parse_response(content, len(texts))
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rerank_cli.batching import plan_batches
 from rerank_cli.errors import UsageError
-from rerank_cli.protocol import request_overhead
 from rerank_cli.settings import Settings
 
 
@@ -45,8 +43,9 @@ class Estimate:
 
 
 def count_requests(texts: list[str], settings: Settings, query: str) -> int:
-    overhead = request_overhead(settings.model, query)
-    return len(plan_batches(texts, settings.batch_size, settings.max_request_bytes, overhead))
+    from rerank_cli.engines.api import batches
+
+    return len(batches(settings, query, texts))
 
 
 def check_budget(estimate: Estimate, settings: Settings) -> None:

@@ -5,6 +5,7 @@ summary (-v, --stats) and writing."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -177,30 +178,46 @@ def execute(
     settings = job.settings
     notify = env.info if job.verbose else None
     wants_estimate = job.dry_run or settings.max_docs is not None or settings.max_cost is not None
+    started = time.perf_counter()
+    scoring = failed = False
     with cached(env, make_engine(settings, stats, notify=notify), settings, stats) as engine:
-        if wants_estimate:
-            need_price = job.dry_run or settings.max_cost is not None
-            planned = estimate(query, work, engine, settings, need_price)
-            if job.dry_run:
-                if job.output in ("json", "jsonl"):  # asked for: the report is the data
-                    guard_output(lambda: env.stdout.write(orjson.dumps(planned.as_dict()) + b"\n"))
-                else:
-                    env.info(planned.text())
-                return ExitCode.OK
-            check_budget(planned, settings)
-        many = len(work.texts) > settings.batch_size and settings.engine == "api"
         try:
+            if wants_estimate:
+                need_price = job.dry_run or settings.max_cost is not None
+                planned = estimate(query, work, engine, settings, need_price)
+                if job.dry_run:
+                    count_unscored(stats, work, planned)
+                    if job.output in ("json", "jsonl"):  # asked for: the report is the data
+                        data = orjson.dumps(planned.as_dict()) + b"\n"
+                        guard_output(lambda: env.stdout.write(data))
+                    else:
+                        env.info(planned.text())
+                    return ExitCode.OK
+                try:
+                    check_budget(planned, settings)
+                except UsageError:
+                    count_unscored(stats, work, planned)
+                    raise
+            scoring = True
+            many = len(work.texts) > settings.batch_size and settings.engine == "api"
             with progress_bar(env, enabled=many) as on_progress:
                 scored = asyncio.run(
                     pipeline.score_plan(query, work, engine, stats, on_progress=on_progress)
                 )
+        except BaseException:
+            failed = True
+            raise
         finally:
-            if job.verbose or job.stats_path:
+            if stats.elapsed == 0.0:  # scoring did not finish (or start): time what there was
+                stats.elapsed = time.perf_counter() - started
+            # -v sums up a scoring run; a dry run or a refusal has said its figures already.
+            # --stats is written whatever happened: CI scripts parse it.
+            if (job.verbose and scoring) or job.stats_path:
                 cost = run_cost(stats, settings)
-                if job.verbose:
+                if job.verbose and scoring:
                     env.info(summary(stats, engine.name, cost))
                 if job.stats_path:
-                    write_stats(env, job.stats_path, usage(stats, cost))
+                    report_stats(env, job.stats_path, usage(stats, cost), failed)
     results = pipeline.rank(scored, job.filters)
     if not results:
         if job.quiet:
@@ -209,3 +226,22 @@ def execute(
     if not job.quiet:
         guard_output(lambda: emit(results, fmt))
     return ExitCode.OK
+
+
+def count_unscored(stats: Stats, work: pipeline.Plan, planned: Estimate) -> None:
+    """A run that stops before scoring (dry run, budget refusal) still counts its input and
+    what the cache would answer; nothing was billed."""
+    stats.texts += len(work.units)
+    stats.unique += len(work.texts)
+    stats.cache_hits += planned.cached
+
+
+def report_stats(env: Environment, path: str, data: dict[str, Any], failed: bool) -> None:
+    """Write --stats; if the run is failing already, a write error is a warning, so that it
+    does not hide the run's own error."""
+    try:
+        write_stats(env, path, data)
+    except UsageError as error:
+        if not failed:
+            raise
+        env.warn(error.message)

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from rerank_cli.errors import BadResponse
+from rerank_cli.instructions import document_affixes
+from rerank_cli.profiles import BUILTIN, DEFAULT_PROFILE, Profile
+from rerank_cli.profiles import build_request as build_body
+
+if TYPE_CHECKING:
+    from rerank_cli.settings import Settings
 
 BODY_EXCERPT = 200
 
@@ -28,25 +35,78 @@ def valid_utf8(text: str) -> str:
     return data.decode("utf-8", "replace")
 
 
-def build_request(model: str, query: str, texts: Sequence[str]) -> bytes:
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return valid_utf8(value)
+    if isinstance(value, list):
+        return [_clean(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _clean(item) for key, item in value.items()}
+    return value
+
+
+def encode(body: Any) -> bytes:
     try:
-        return orjson.dumps({"model": model, "query": query, "documents": list(texts)})
+        return orjson.dumps(body)
     except orjson.JSONEncodeError:  # only lone surrogates make a str unencodable
-        documents = [valid_utf8(text) for text in texts]
-        return orjson.dumps({"model": model, "query": valid_utf8(query), "documents": documents})
+        return orjson.dumps(_clean(body))
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How one provider wants a request: its profile, the model, and the instruction with its
+    delivery mode (which may rewrite the query and wrap each document)."""
+
+    profile: Profile = field(default_factory=lambda: BUILTIN[DEFAULT_PROFILE])
+    model: str = BUILTIN[DEFAULT_PROFILE].model
+    instruction: str | None = None
+    mode: str = "none"
+    max_tokens_per_doc: int | None = None  # sent where the profile names a field (Cohere)
+
+    @classmethod
+    def of(cls, settings: Settings) -> Shape:
+        return cls(
+            settings.profile,
+            settings.model,
+            settings.instruction,
+            settings.instruction_mode,
+            settings.max_tokens,
+        )
+
+    def body(self, query: str, texts: Sequence[str]) -> bytes:
+        return encode(
+            build_body(
+                self.profile,
+                self.model,
+                query,
+                texts,
+                self.instruction,
+                self.mode,
+                max_tokens_per_doc=self.max_tokens_per_doc,
+            )
+        )
+
+    def overhead(self, query: str) -> int:
+        """Bytes of a request with no documents."""
+        return len(self.body(query, []))
+
+    def cost(self, text: str) -> int:
+        """Bytes one document adds to a request (its JSON string and a comma)."""
+        prefix, suffix = document_affixes(self.mode)
+        return len(encode(f"{prefix}{text}{suffix}" if prefix or suffix else text)) + 1
+
+
+def build_request(model: str, query: str, texts: Sequence[str]) -> bytes:
+    """A plain gigarouter request, with no instruction."""
+    return Shape(model=model).body(query, texts)
 
 
 def request_overhead(model: str, query: str) -> int:
-    """Bytes of a request with no documents."""
-    return len(build_request(model, query, []))
+    return Shape(model=model).overhead(query)
 
 
 def document_cost(text: str) -> int:
-    """Bytes one document adds to a request (its JSON string and a comma)."""
-    try:
-        return len(orjson.dumps(text)) + 1
-    except orjson.JSONEncodeError:
-        return len(orjson.dumps(valid_utf8(text))) + 1
+    return Shape().cost(text)
 
 
 def excerpt(body: bytes) -> str:

@@ -1,24 +1,28 @@
 """Resolved settings: for each one the first found wins — option → environment → config file →
-default. Every config key is declared once here, with its type and its environment variable."""
+profile → default. Every config key is declared once here, with its type and its environment
+variable."""
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
 from rerank_cli.errors import UsageError
+from rerank_cli.instructions import MODES, TASKS
+from rerank_cli.profiles import BUILTIN, DEFAULT_PROFILE, Profile, find_key, resolve_profile
 
-DEFAULT_BASE_URL = "https://gigarouter.ai/v1"
-DEFAULT_MODEL = "Qwen/Qwen3-Reranker-0.6B"
-KEY_VARIABLES = ("GR_KEY", "RERANK_API_KEY")
+DEFAULT_BASE_URL = BUILTIN[DEFAULT_PROFILE].base_url
+DEFAULT_MODEL = BUILTIN[DEFAULT_PROFILE].model
+LONG_MODES = ("chunk", "truncate", "error")
 
 
 @dataclass
 class Settings:
     engine: str = "api"
+    profile: Profile = field(default_factory=lambda: BUILTIN[DEFAULT_PROFILE])
     base_url: str = DEFAULT_BASE_URL
     model: str = DEFAULT_MODEL
     api_key: str | None = None
@@ -37,10 +41,15 @@ class Settings:
     max_cost: float | None = None  # … or cost more than this many USD (estimated)
     cache: str = "on"  # on (read+write) · refresh (write only) · off
     cache_ttl: float | None = None  # days; None: entries never expire
+    instruction: str | None = None  # the task instruction (-I, or a --task preset)
+    instruction_mode: str = "query"  # how it reaches the model: field · query · template · none
+    max_tokens: int | None = None  # per document; None: the profile's limit for this query
+    long: str = "chunk"  # a document over max_tokens: chunk · truncate · error
+    chunk_overlap: int = 64  # tokens shared by consecutive windows of a long document
 
     @property
     def rerank_url(self) -> str:
-        return self.base_url.rstrip("/") + "/rerank"
+        return self.base_url.rstrip("/") + self.profile.path
 
     @property
     def host(self) -> str:
@@ -120,6 +129,13 @@ CONFIG_KEYS: dict[str, tuple[Callable[[Any], Any], str | None]] = {
     "max_cost": (_non_negative_float, "RERANK_MAX_COST"),
     "cache": (_choice("on", "refresh", "off"), "RERANK_CACHE"),
     "cache_ttl": (_positive_float, "RERANK_CACHE_TTL"),
+    "profile": (_text, "RERANK_PROFILE"),
+    "instruction": (_text, "RERANK_INSTRUCTION"),
+    "task": (_choice(*TASKS), "RERANK_TASK"),
+    "instruction_mode": (_choice(*MODES), "RERANK_INSTRUCTION_MODE"),
+    "max_tokens": (_positive_int, "RERANK_MAX_TOKENS"),
+    "long": (_choice(*LONG_MODES), "RERANK_LONG"),
+    "chunk_overlap": (_non_negative_int, "RERANK_CHUNK_OVERLAP"),
 }
 SECRET_KEYS = frozenset({"api_key"})
 
@@ -144,32 +160,74 @@ def resolve(
     config_origin: str = "config file",
 ) -> Settings:
     """Build :class:`Settings`; ``options`` holds only what was given on the command line."""
-    known = {f.name for f in fields(Settings)}
-    values: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            continue  # tables ([profiles.X] …) belong to other settings
-        values[key] = convert(key, value, config_origin)
-        if key == "api_key":
-            values["api_key_origin"] = config_origin
-    for key, (_, variable) in CONFIG_KEYS.items():
-        if variable and env.get(variable):
-            values[key] = convert(key, env[variable], f"${variable}")
-    for variable in reversed(KEY_VARIABLES):
-        if env.get(variable):
-            values["api_key"] = env[variable]
-            values["api_key_origin"] = f"${variable}"
-    for key, value in options.items():
-        if value is None:
-            continue
+    known = {f.name for f in fields(Settings)} | {"task"}
+    given = {key: value for key, value in options.items() if value is not None}
+    for key in given:
         if key not in known:
             raise UsageError(f"unknown setting {key!r}")
-        values[key] = (
-            convert(key, value, f"--{key.replace('_', '-')}") if key in CONFIG_KEYS else value
-        )
-        if key == "api_key":
-            values["api_key_origin"] = "--api-key"
+    levels: list[dict[str, Any]] = []  # lowest first: config file, environment, options
+    levels.append(
+        {
+            key: convert(key, value, config_origin)
+            for key, value in config.items()
+            if not isinstance(value, dict)  # tables ([profiles.X] …) are the profiles'
+        }
+    )
+    levels.append(
+        {
+            key: convert(key, env[variable], f"${variable}")
+            for key, (_, variable) in CONFIG_KEYS.items()
+            if variable and env.get(variable)
+        }
+    )
+    levels.append(
+        {
+            key: convert(key, value, f"--{key.replace('_', '-')}") if key in CONFIG_KEYS else value
+            for key, value in given.items()
+        }
+    )
+    values: dict[str, Any] = {}
+    for level in levels:
+        values.update(level)
+
+    profiles = config.get("profiles", {})
+    profile = resolve_profile(values.pop("profile", DEFAULT_PROFILE), profiles)
+    values["profile"] = profile
+    values.setdefault("base_url", profile.base_url)
+    values.setdefault("model", profile.model)
+    values.setdefault("instruction_mode", profile.instruction_mode)
+    values["instruction"] = _instruction(levels)
+    values.pop("task", None)
+    values.pop("api_key", None)
+    values["api_key"], values["api_key_origin"] = _api_key(levels, profile, env, config_origin)
     return Settings(**values)
+
+
+def _instruction(levels: list[dict[str, Any]]) -> str | None:
+    """At each level (options, then environment, then config) an explicit instruction beats a
+    task preset; a higher level beats a lower one."""
+    for level in reversed(levels):
+        if level.get("instruction"):
+            return str(level["instruction"])
+        if level.get("task"):
+            return TASKS[level["task"]]
+    return None
+
+
+def _api_key(
+    levels: list[dict[str, Any]], profile: Profile, env: Mapping[str, str], config_origin: str
+) -> tuple[str | None, str | None]:
+    """The key and where it came from: --api-key, else the profile's variables, else the config
+    file's ``api_key`` — which belongs to the default profile only, so that a gigarouter key
+    never travels to another provider."""
+    if levels[-1].get("api_key"):
+        return levels[-1]["api_key"], "--api-key"
+    found = find_key(profile, env)
+    if found is not None:
+        return found[1], f"${found[0]}"
+    if levels[0].get("api_key") and profile.name == DEFAULT_PROFILE:
+        return levels[0]["api_key"], config_origin
+    return None, None
 
 
 def is_loopback(url: str) -> bool:

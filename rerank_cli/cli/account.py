@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from rerank_cli.cli.options import ApiKeyOpt, BaseUrlOpt, OutputOpt, settings_overrides
+from rerank_cli.cli.options import (
+    ApiKeyOpt,
+    BaseUrlOpt,
+    OutputOpt,
+    VerboseOpt,
+    settings_overrides,
+)
 
 
 def account(
@@ -12,6 +18,7 @@ def account(
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
     output: OutputOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Show the account's balance (GET /account). The key travels in that URL's query string,
     so the URL is never printed."""
@@ -19,4 +26,4 @@ def account(
 
     env = ctx.obj
     settings = ranking.settings_for(env, **settings_overrides(base_url=base_url, api_key=api_key))
-    raise typer.Exit(catalog.run_account(env, settings, output.value if output else None))
+    raise typer.Exit(catalog.run_account(env, settings, output.value if output else None, verbose))

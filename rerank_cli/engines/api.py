@@ -12,11 +12,39 @@ from rerank_cli.batching import plan_batches
 from rerank_cli.client import RerankClient, Sleep
 from rerank_cli.engines.base import ScoreCallback, Stats
 from rerank_cli.errors import ApiRefused, RequestTooLarge
-from rerank_cli.protocol import request_overhead
+from rerank_cli.protocol import Shape
 from rerank_cli.settings import Settings
 
 if TYPE_CHECKING:
     import httpx
+
+
+def batches(settings: Settings, query: str, texts: Sequence[str]) -> list[list[int]]:
+    """The requests a run makes: batch size capped by the provider's documents per request,
+    the byte budget, and the provider's token budget per request (query tokens count once per
+    document, as Voyage counts them)."""
+    profile = settings.profile
+    shape = Shape.of(settings)
+    size = min(settings.batch_size, profile.max_documents or settings.batch_size)
+    tokens = None
+    if profile.max_tokens_per_request is not None:
+        from rerank_cli.tokens import tokenizer_for
+
+        tokenizer = tokenizer_for(settings.model)
+        per_query = tokenizer.count(query)
+
+        def tokens(text: str) -> int:
+            return tokenizer.count(text) + per_query
+
+    return plan_batches(
+        texts,
+        size,
+        settings.max_request_bytes,
+        shape.overhead(query),
+        shape.cost,
+        tokens,
+        profile.max_tokens_per_request,
+    )
 
 
 class ApiEngine:
@@ -41,9 +69,7 @@ class ApiEngine:
     ) -> list[float]:
         s = self.settings
         scores = [0.0] * len(texts)
-        pending = deque(
-            plan_batches(texts, s.batch_size, s.max_request_bytes, request_overhead(s.model, query))
-        )
+        pending = deque(batches(s, query, texts))
         client = RerankClient(
             s, self.stats, transport=self._transport, sleep=self._sleep, notify=self._notify
         )
