@@ -13,6 +13,17 @@ from rerank_cli.engines.base import Engine, Stats
 from rerank_cli.settings import Settings, check_transport_security, resolve
 
 
+def key_hint(settings: Settings) -> str:
+    """Where a key for this profile can come from, for messages."""
+    from rerank_cli.profiles import DEFAULT_PROFILE
+
+    variables = settings.profile.key_env or ("RERANK_API_KEY",)
+    hint = f"set {variables[0]}" + (f" (or {', '.join(variables[1:])})" if variables[1:] else "")
+    if settings.profile.name == DEFAULT_PROFILE:
+        hint += ", run: rerank config set api_key …"
+    return hint + ", or pass --api-key"
+
+
 def check_engine(settings: Settings) -> None:
     """Fail now, before any input is read, if the engine cannot run: no key, or a key that
     would travel in clear text."""
@@ -20,10 +31,9 @@ def check_engine(settings: Settings) -> None:
         return
     from rerank_cli.errors import ApiRefused
 
-    if not settings.api_key:
+    if not settings.api_key and settings.profile.key_required:
         raise ApiRefused(
-            "no API key — set GR_KEY (or RERANK_API_KEY), run: rerank config set api_key …, "
-            "or rank offline with --engine lexical"
+            f"no API key — {key_hint(settings)}, or rank offline with --engine lexical"
         )
     check_transport_security(settings)
 

@@ -22,8 +22,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from rerank_cli.settings import Settings
 
 FILE_NAME = "scores.sqlite"
 SCHEMA_VERSION = 1
@@ -94,6 +97,17 @@ class Scope:
         cls, base_url: str, model: str, instruction: str = "", instruction_mode: str = ""
     ) -> Scope:
         return cls(endpoint_of(base_url), model, instruction, instruction_mode)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Scope:
+        """The scope of a run: the endpoint requests go to, the model, and the instruction with
+        its delivery mode (the same instruction delivered another way is another score)."""
+        return cls.for_api(
+            settings.rerank_url,
+            settings.model,
+            settings.instruction or "",
+            settings.instruction_mode,
+        )
 
 
 def _encode(text: str) -> bytes:

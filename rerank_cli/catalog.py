@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -91,3 +91,41 @@ def run_account(
     fmt = output_format(env, output)
     guard_output(lambda: write_account(payload, fmt, env.stdout))
     return ExitCode.OK
+
+
+def run_profiles(env: Environment, output: str | None) -> ExitCode:
+    from rerank_cli import config
+    from rerank_cli.profiles import list_profiles
+
+    table = config.load(config.config_path(env.env))
+    rows = [
+        (
+            row.name,
+            row.url,
+            " ".join(f"{v} (set)" if v == row.key_set else v for v in row.key_env) or "—",
+            row.origin + (", default" if row.default else ""),
+        )
+        for row in list_profiles(env.env, table.get("profiles", {}))
+    ]
+    _write_rows(env, ("profile", "url", "key variables", "from"), rows, output)
+    return ExitCode.OK
+
+
+def run_tasks(env: Environment, output: str | None) -> ExitCode:
+    from rerank_cli.instructions import task_rows
+
+    _write_rows(env, ("task", "use for", "instruction"), task_rows(), output)
+    return ExitCode.OK
+
+
+def _write_rows(
+    env: Environment,
+    columns: tuple[str, ...],
+    rows: Sequence[Sequence[str]],
+    output: str | None,
+) -> None:
+    from rerank_cli.writers.listing import write_rows
+
+    fmt = output_format(env, output)
+    options = WriteOptions(width=env.width, color=env.stdout_color)
+    guard_output(lambda: write_rows(columns, rows, fmt, env.stdout, options))

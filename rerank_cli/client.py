@@ -209,10 +209,11 @@ class RerankClient:
         if status == 413 or (status in (400, 422) and message and _TOO_LARGE.search(message)):
             return RequestTooLarge(f"request too large for {s.host}: {quoted}", status)
         if status == 401:
-            return ApiRefused(
-                "API key missing or rejected — set GR_KEY or run: rerank config set api_key …",
-                status,
-            )
+            variable = (s.profile.key_env or ("RERANK_API_KEY",))[0]
+            fix = f"set {variable}"
+            if s.profile.name == "gigarouter":
+                fix += " or run: rerank config set api_key …"
+            return ApiRefused(f"API key missing or rejected — {fix}", status)
         if status == 402:
             return ApiRefused(f"out of credit at {s.host}", status)
         if status == 404:

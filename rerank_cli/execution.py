@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +17,7 @@ import orjson
 from rerank_cli import pipeline
 from rerank_cli.api import make_engine
 from rerank_cli.cost import Estimate, check_budget, count_requests
-from rerank_cli.documents import Result
+from rerank_cli.documents import Document, Result
 from rerank_cli.engines.base import Engine, Stats
 from rerank_cli.errors import ExitCode, NothingToShow, OutputClosed, UsageError
 from rerank_cli.settings import Settings
@@ -35,6 +35,32 @@ class JobOptions:
     verbose: bool = False
     dry_run: bool = False
     stats_path: str | None = None  # --stats FILE ("-": stderr)
+
+
+def plan_work(
+    env: Environment,
+    query: str,
+    documents: Sequence[Document],
+    job: JobOptions,
+    split: pipeline.Splitter = pipeline.whole,
+) -> pipeline.Plan:
+    """The texts to score: documents split by ``split``, then any part over the model's token
+    limit windowed, truncated or refused (--long), then deduplicated."""
+    settings = job.settings
+    if settings.engine != "api":
+        return pipeline.plan(documents, split)
+    from rerank_cli.longdocs import LongDocuments, document_limit
+
+    limit = document_limit(settings, query)
+    if job.verbose and not limit.tokenizer.exact:  # an estimate is worth knowing about
+        env.info(limit.describe())
+    long = LongDocuments(limit, settings.long, settings.chunk_overlap)
+    work = pipeline.plan(documents, long.wrap(split))
+    if long.truncated:
+        env.warn(f"{long.truncated} documents truncated to {limit.max_tokens:,} tokens (--long)")
+    if long.windowed and job.verbose:
+        env.info(f"{long.windowed} long documents split into windows; {limit.describe()}")
+    return work
 
 
 def output_format(env: Environment, output: str | None) -> str:
@@ -115,7 +141,7 @@ def cached(env: Environment, engine: Engine, settings: Settings, stats: Stats) -
         yield CachedEngine(
             engine,
             store,
-            Scope.for_api(settings.base_url, settings.model),
+            Scope.for_settings(settings),
             mode="normal" if settings.cache == "on" else "refresh",
             ttl_days=settings.cache_ttl,
             stats=stats,

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from functools import partial
 
-from rerank_cli import execution, pipeline, walk
+from rerank_cli import execution, walk
 from rerank_cli.api import check_engine
 from rerank_cli.chunking import Chunker, LineChunker, splitter
 from rerank_cli.documents import Document, Result, Source
@@ -78,7 +78,7 @@ def run(env: Environment, job: FilesJob) -> ExitCode:
 
     report = walk.WalkReport(on_warning=env.warn)
     documents = collect(job, report)
-    work = pipeline.plan(documents, splitter(job.chunker))
+    work = execution.plan_work(env, job.query, documents, job, splitter(job.chunker))
     if job.verbose:
         skipped = report.summary(job.walk_options.max_filesize)
         env.info(f"{len(documents)} files, {len(work.units)} chunks; {skipped}")

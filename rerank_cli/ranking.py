@@ -9,11 +9,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from rerank_cli import config, pipeline, readers, writers
+from rerank_cli import config, readers, writers
 from rerank_cli.documents import Document, Result
 from rerank_cli.engines.base import Stats
 from rerank_cli.errors import ExitCode, InputError, NothingToShow, UsageError
-from rerank_cli.execution import JobOptions, execute, output_format
+from rerank_cli.execution import JobOptions, execute, output_format, plan_work
 from rerank_cli.redact import register_secret
 from rerank_cli.settings import Settings, resolve
 from rerank_cli.terminal import Environment
@@ -92,5 +92,5 @@ def run(env: Environment, job: RankJob) -> ExitCode:
         raise NothingToShow("no documents to rank")
     stats = Stats(documents=len(documents), skipped=report.skipped)
     fmt = output_format(env, job.output)
-    work = pipeline.plan(documents)
+    work = plan_work(env, job.query, documents, job)
     return execute(env, job.query, work, stats, job, partial(emit, env), fmt)

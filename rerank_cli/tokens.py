@@ -310,6 +310,11 @@ class QwenTokenizer:
         _check_limits(max_tokens, 0)
         if self.fits(text, max_tokens):
             return text
+        # Tokenise only a head that already overflows (a token rarely spans 16 characters), not
+        # a whole long document; the cut is counted exactly either way.
+        head = text[: 16 * max_tokens]
+        if len(head) < len(text) and self.count(head) > max_tokens:
+            text = head
         start, end = self._split(text, max_tokens, 0, first_only=True)[0]
         return text[start:end]
 

@@ -264,6 +264,11 @@ class RerankServer:
     - ``balance``: USD of prepaid credit, debited per document scored; ``out_of_credit``
       forces 402.
     - ``billed_documents``: documents scored in successful answers (what would be billed).
+    - ``paths``: the rerank routes served (other providers: ``/rerank``, ``/v1/reranks``).
+    - ``documents_field``: where the documents are (``texts`` for TEI); ``model_required``:
+      False serves one model whatever the request names, or none (TEI).
+    - ``max_document_tokens``: a document over this many tokens, counted as the Qwen3
+      reranker prompt holds it (rerank_cli.tokens.QwenTokenizer with its lead), is a 400.
     """
 
     def __init__(
@@ -277,6 +282,10 @@ class RerankServer:
         self.latency = latency
         self.max_documents: int | None = None
         self.too_many_status = 413
+        self.paths: set[str] = {"/v1/rerank"}
+        self.documents_field = "documents"
+        self.model_required = True
+        self.max_document_tokens: int | None = None
         self.shape: Shape = "results"
         self.models: dict[str, tuple[str, float]] = dict(MODELS)
         self.balance = 25.0
@@ -598,7 +607,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         request = self._read_request()
         app = self.server.app
-        if request.path != "/v1/rerank":
+        if request.path not in app.paths:
             answer = _Answer(404, f"no route {request.path}", code="not_found")
             self._send(answer.status, answer.body)
             return
@@ -637,6 +646,8 @@ class _Handler(BaseHTTPRequestHandler):
         answer_at = request.received + app.latency
         self._check_key(self._bearer())
         model, query, documents = self._validate(request.body)
+        if app.max_document_tokens is not None:
+            self._check_tokens(documents, app.max_document_tokens)
         if app.out_of_credit or app.balance <= 0:
             raise _Answer(402, "out of credit: top up your balance")
         if app.max_documents is not None and len(documents) > app.max_documents:
@@ -664,18 +675,32 @@ class _Handler(BaseHTTPRequestHandler):
         app._sleep(answer_at - time.monotonic())
         self._send(200, body, fault.headers, truncate=fault.truncate)
 
+    @staticmethod
+    def _check_tokens(documents: list[str], limit: int) -> None:
+        from rerank_cli.tokens import QWEN3_DOCUMENT_LEAD, QwenTokenizer
+
+        tokenizer = QwenTokenizer(lead=QWEN3_DOCUMENT_LEAD)
+        for index, document in enumerate(documents):
+            count = tokenizer.count(document)
+            if count > limit:
+                raise _Answer(400, f"document {index} has {count} tokens, over {limit}")
+
     def _validate(self, body: Any) -> tuple[str, str, list[str]]:
+        app = self.server.app
         if not isinstance(body, dict):
             raise _Answer(400, "body must be a JSON object")
-        model, query, documents = body.get("model"), body.get("query"), body.get("documents")
+        model = body.get("model")
+        query, documents = body.get("query"), body.get(app.documents_field)
+        if not app.model_required:
+            model = next(iter(app.models)) if model is None or model not in app.models else model
         if not isinstance(model, str):
             raise _Answer(400, "model: a string is required")
         if not isinstance(query, str):
             raise _Answer(400, "query: a string is required")
         if not isinstance(documents, list) or not all(isinstance(d, str) for d in documents):
-            raise _Answer(400, "documents: a list of strings is required")
+            raise _Answer(400, f"{app.documents_field}: a list of strings is required")
         if not documents:
-            raise _Answer(400, "documents: at least one document is required")
+            raise _Answer(400, f"{app.documents_field}: at least one document is required")
         if model not in self.server.app.models:
             raise _Answer(404, f"model {model} not found or not currently served")
         return model, query, documents

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from rerank_cli.cache import DAY, FILE_NAME, Scope, ScoreCache, make_keys
-from rerank_cli.settings import DEFAULT_MODEL
+from rerank_cli.settings import resolve
 from tests.conftest import TEST_KEY, CliResult, RunCli, api_options
 from tests.server import Fault, RerankServer, score
 
@@ -58,29 +58,31 @@ def check_scores(result: CliResult, texts: Sequence[str], query: str = QUERY) ->
         assert record["score"] == score(query, record["text"])
 
 
+def scope(server: RerankServer) -> Scope:
+    """The cache scope of a default run against ``server``, resolved as the CLI does."""
+    return Scope.for_settings(resolve({"base_url": server.base_url}, {}, {}))
+
+
 def seed(
     db_path: Path,
     server: RerankServer,
     texts: Sequence[str],
     value: float = SENTINEL,
     age_days: float = 0.0,
-    query: str = QUERY,
 ) -> None:
     """Store ``value`` for ``texts`` under the key a run against ``server`` would use."""
     stamp = time.time() - age_days * DAY
     store = ScoreCache.open(db_path, pytest.fail, clock=lambda: stamp)
     assert store is not None
     with store:
-        keys = make_keys(Scope.for_api(server.base_url, DEFAULT_MODEL), query, texts)
-        store.store(keys, [value] * len(texts))
+        store.store(make_keys(scope(server), QUERY, texts), [value] * len(texts))
 
 
 def cached_scores(db_path: Path, server: RerankServer, texts: Sequence[str]) -> list[float | None]:
     store = ScoreCache.open(db_path, pytest.fail)
     assert store is not None
     with store:
-        keys = make_keys(Scope.for_api(server.base_url, DEFAULT_MODEL), QUERY, texts)
-        return store.lookup(keys)
+        return store.lookup(make_keys(scope(server), QUERY, texts))
 
 
 def entries(db_path: Path) -> int:
@@ -138,25 +140,35 @@ def test_duplicate_records_keep_their_ids_and_share_one_billed_score(
     assert server.billed_documents == 2
 
 
-@pytest.mark.parametrize("change", ["query", "model", "base URL"])
-def test_a_changed_query_model_or_endpoint_misses(
+CHANGES: dict[str, list[str]] = {
+    "nothing": [QUERY, "-I", "Find facts"],
+    "query": ["capital of Spain", "-I", "Find facts"],
+    "model": [QUERY, "-I", "Find facts", "-m", OTHER_MODEL],
+    "instruction": [QUERY, "-I", "Find other facts"],
+    "no instruction": [QUERY],
+    "instruction mode": [QUERY, "-I", "Find facts", "--instruction-mode", "template"],
+    "base URL": [QUERY, "-I", "Find facts"],  # sent to another server
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_a_changed_query_model_instruction_or_endpoint_misses(
     cli: RunCli, server: RerankServer, change: str
 ) -> None:
     env = {"GR_KEY": TEST_KEY}
-    assert cli(QUERY, *DOCS, *api_options(server), env=env).exit_code == 0
+    first = cli(*CHANGES["nothing"], *DOCS, *api_options(server), env=env)
+    assert first.exit_code == 0, first.stderr
     assert server.billed_documents == len(DOCS)
     with RerankServer(api_key=TEST_KEY) as other:
-        if change == "query":
-            result = cli("capital of Spain", *DOCS, *api_options(server), env=env)
-            check_scores(result, DOCS, "capital of Spain")
-        elif change == "model":
-            result = cli(QUERY, *DOCS, "-m", OTHER_MODEL, *api_options(server), env=env)
-            check_scores(result, DOCS)
-            assert {r.body["model"] for r in server.rerank_requests[1:]} == {OTHER_MODEL}
-        else:
-            result = cli(QUERY, *DOCS, *api_options(other), env=env)
-            check_scores(result, DOCS)
-        assert server.billed_documents + other.billed_documents == 2 * len(DOCS)
+        target = other if change == "base URL" else server
+        result = cli(*CHANGES[change], *DOCS, *api_options(target), env=env)
+        assert result.exit_code == 0, result.stderr
+        assert len(result.records()) == len(DOCS)
+        billed = server.billed_documents + other.billed_documents
+    assert billed == len(DOCS) * (1 if change == "nothing" else 2)
+    if change not in ("nothing", "base URL"):  # the request did change as asked
+        (before, after) = [r.body for r in (server.rerank_requests + other.rerank_requests)]
+        assert before != after
 
 
 def test_the_api_key_is_not_part_of_the_cache_key(

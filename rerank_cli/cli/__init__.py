@@ -13,7 +13,9 @@ if TYPE_CHECKING:
 
 # Subcommands; anything else in first place means the default one, `rank`.
 # tests/test_cli.py checks this against the Typer app.
-SUBCOMMANDS = frozenset({"rank", "config", "files", "cache", "models", "account"})
+SUBCOMMANDS = frozenset(
+    {"rank", "config", "files", "cache", "models", "account", "profiles", "tasks"}
+)
 ROOT_OPTIONS = frozenset({"--help", "-h", "--install-completion", "--show-completion"})
 
 

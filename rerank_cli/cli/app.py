@@ -14,7 +14,9 @@ from rerank_cli.cli import cache as cache_cmd
 from rerank_cli.cli import config as config_cmd
 from rerank_cli.cli import files as files_cmd
 from rerank_cli.cli import models as models_cmd
+from rerank_cli.cli import profiles as profiles_cmd
 from rerank_cli.cli import rank as rank_cmd
+from rerank_cli.cli import tasks as tasks_cmd
 from rerank_cli.errors import ExitCode, OutputClosed, RerankError
 from rerank_cli.redact import redact
 from rerank_cli.terminal import Environment
@@ -50,6 +52,8 @@ app.command("rank")(rank_cmd.rank)
 app.command("files")(files_cmd.files)
 app.command("models")(models_cmd.models)
 app.command("account")(account_cmd.account)
+app.command("profiles")(profiles_cmd.profiles)
+app.command("tasks")(tasks_cmd.tasks)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(cache_cmd.app, name="cache")
 

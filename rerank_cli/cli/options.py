@@ -12,6 +12,7 @@ INPUT = "Input"
 API = "API"
 OUTPUT = "Output"
 COST = "Cost and cache"
+MODEL = "Model and provider"
 
 
 class InputFormat(str, Enum):
@@ -140,6 +141,83 @@ VerboseOpt = Annotated[bool, _out("--verbose", "-v", help="A summary on stderr a
 ColorOpt = Annotated[Color, _out("--color", help="Colour (NO_COLOR is honoured).")]
 
 
+class Task(str, Enum):
+    web = "web"
+    code = "code"
+    qa = "qa"
+    docs = "docs"
+    logs = "logs"
+    dedup = "dedup"
+
+
+class InstructionMode(str, Enum):
+    field = "field"
+    query = "query"
+    template = "template"
+    none = "none"
+
+
+class LongMode(str, Enum):
+    chunk = "chunk"
+    truncate = "truncate"
+    error = "error"
+
+
+def _model(*names: str, help: str, **kwargs: Any) -> Any:
+    return typer.Option(*names, help=help, rich_help_panel=MODEL, show_default=False, **kwargs)
+
+
+ProfileOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    _model(
+        "--profile",
+        "-P",
+        help="Provider profile: gigarouter [default], cohere, jina, voyage, vllm, tei, infinity, "
+        "siliconflow, dashscope, together, novita, or one from the config (rerank profiles).",
+        metavar="NAME",
+    ),
+]
+InstructionOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    _model("--instruction", "-I", help="Task instruction for instruction-aware models (Qwen3).",
+           metavar="TEXT"),
+]  # fmt: skip
+TaskOpt = Annotated[
+    Optional[Task],  # noqa: UP045
+    _model("--task", help="A preset instruction (rerank tasks lists them)."),
+]
+InstructionModeOpt = Annotated[
+    Optional[InstructionMode],  # noqa: UP045
+    _model(
+        "--instruction-mode",
+        help="How the instruction reaches the model: a request field, inside the query, the "
+        "full Qwen3 prompt built here (template), or not at all [default: the profile's].",
+    ),
+]
+MaxTokensOpt = Annotated[
+    Optional[int],  # noqa: UP045
+    _model(
+        "--max-tokens",
+        help="Tokens per document [default: the model's context minus the query and prompt].",
+        min=1,
+        metavar="N",
+    ),
+]
+LongOpt = Annotated[
+    Optional[LongMode],  # noqa: UP045
+    _model(
+        "--long",
+        help="A document over --max-tokens: score every window and keep the best (chunk), "
+        "keep its first N tokens (truncate), or stop (error) [default chunk].",
+    ),
+]
+ChunkOverlapOpt = Annotated[
+    Optional[int],  # noqa: UP045
+    _model("--chunk-overlap", help="Tokens shared by consecutive windows [default 64].", min=0,
+           metavar="N"),
+]  # fmt: skip
+
+
 class Tier(str, Enum):
     realtime = "realtime"
     batch = "batch"
@@ -215,7 +293,8 @@ StatsOpt = Annotated[
 SETTING_OPTIONS = (
     "engine", "base_url", "model", "api_key", "batch_size", "max_request_bytes", "concurrency",
     "max_retries", "timeout", "wait_cold", "allow_insecure", "tier", "max_docs", "max_cost",
-    "no_cache", "refresh", "cache_ttl",
+    "no_cache", "refresh", "cache_ttl", "profile", "instruction", "task", "instruction_mode",
+    "max_tokens", "long", "chunk_overlap",
 )  # fmt: skip
 
 

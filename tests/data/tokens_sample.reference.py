@@ -37,12 +37,12 @@ def main(tokenizer_json: str) -> None:
         for record in records:
             encoding = tokenizer.encode(record["text"], add_special_tokens=False)
             record["ids"] = encoding.ids
-            record["reference"] = f"tokenizers {tokenizer_json_version()} + tokenizer.json {digest[:12]}"
+            record["reference"] = f"tokenizers {version()} + tokenizer.json {digest[:12]}"
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     print(f"wrote {len(records)} records to {SAMPLE}")
 
 
-def tokenizer_json_version() -> str:
+def version() -> str:
     import tokenizers
 
     return str(tokenizers.__version__)

@@ -1,0 +1,131 @@
+"""Long documents, by exact tokens: the per-document limit a provider and model allow for this
+query, and a splitter that keeps every scored text within it — windows of the document (chunk,
+the best window's score wins), its first tokens (truncate), or a refusal (error)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rerank_cli import tokens
+from rerank_cli.documents import Chunk, Document
+from rerank_cli.errors import InputError, UsageError
+from rerank_cli.instructions import DEFAULT_INSTRUCTION, instructed_query
+from rerank_cli.pipeline import Splitter
+from rerank_cli.profiles import tokenizer_family
+from rerank_cli.settings import Settings
+
+# A query so long that documents get fewer tokens than this leaves nothing worth scoring.
+MIN_DOCUMENT_TOKENS = 16
+
+
+def _as_the_model_sees_it(settings: Settings, query: str) -> tuple[str, str | None]:
+    """(query, instruction) inside the model's prompt, by delivery mode. Query mode puts ours
+    in the query and the server's template adds its default instruction around it."""
+    instruction = settings.instruction
+    mode = settings.instruction_mode
+    if mode == "query":
+        return (instructed_query(instruction, query) if instruction else query), None
+    if mode == "template":
+        return query, instruction or DEFAULT_INSTRUCTION
+    return query, instruction if mode == "field" else None
+
+
+@dataclass
+class Limit:
+    tokenizer: tokens.Tokenizer
+    max_tokens: int | None  # None: the provider sets no limit we know of
+
+    def describe(self) -> str:
+        if self.max_tokens is None:
+            return f"no per-document token limit known; tokens by {self.tokenizer.name}"
+        return f"documents up to {self.max_tokens:,} tokens, counted by {self.tokenizer.name}"
+
+
+def document_limit(settings: Settings, query: str) -> Limit:
+    profile = settings.profile
+    qwen3 = tokenizer_family(profile, settings.model) == "qwen3"
+    exact = qwen3 and tokens.qwen_available() is None
+    tokenizer: tokens.Tokenizer = (
+        tokens.QwenTokenizer(lead=tokens.QWEN3_DOCUMENT_LEAD)
+        if exact
+        else tokens.tokenizer_for(settings.model)
+    )
+    if settings.max_tokens is not None:
+        return Limit(tokenizer, settings.max_tokens)
+    seen_query, instruction = _as_the_model_sees_it(settings, query)
+    context = profile.context_tokens
+    if qwen3 and context:
+        if exact:
+            limit = tokens.qwen3_document_limit(seen_query, instruction, context)
+        else:
+            head = tokens.qwen3_reranker_head(seen_query, instruction)
+            prompt = tokens.QWEN3_RERANKER_PREFIX + head + tokens.QWEN3_RERANKER_SUFFIX
+            limit = context - tokenizer.count(prompt)
+    elif profile.max_tokens_per_doc:
+        limit = profile.max_tokens_per_doc
+    elif context:
+        limit = context - tokenizer.count(seen_query) - tokenizer.count(instruction or "")
+    else:
+        return Limit(tokenizer, None)
+    if limit < MIN_DOCUMENT_TOKENS:
+        raise UsageError(
+            f"the query (with its instruction) leaves {limit} tokens of the model's {context} "
+            "for a document: shorten it"
+        )
+    return Limit(tokenizer, limit)
+
+
+class LongDocuments:
+    """Wraps a splitter so that no scored text is over the limit."""
+
+    def __init__(self, limit: Limit, mode: str, overlap: int) -> None:
+        self.limit = limit
+        self.mode = mode
+        self.overlap = overlap
+        self.truncated = 0
+        self.windowed = 0
+
+    def wrap(self, split: Splitter) -> Splitter:
+        max_tokens = self.limit.max_tokens
+        if max_tokens is None:
+            return split
+        tokenizer = self.limit.tokenizer
+
+        def splitter(document: Document) -> Sequence[tuple[Chunk | None, str]]:
+            units = split(document)
+            if all(tokenizer.fits(text, max_tokens) for _, text in units):
+                return units
+            out: list[tuple[Chunk | None, str]] = []
+            for chunk, text in units:
+                if tokenizer.fits(text, max_tokens):
+                    out.append((chunk, text))
+                elif self.mode == "error":
+                    where = document.source or f"document {document.index + 1}"
+                    raise InputError(
+                        f"{where}: {tokenizer.count(text):,} tokens, over the limit of "
+                        f"{max_tokens:,} (use --long chunk or --long truncate)"
+                    )
+                elif self.mode == "truncate":
+                    self.truncated += 1
+                    out.append((chunk, tokenizer.truncate(text, max_tokens)))
+                else:
+                    self.windowed += 1
+                    base = chunk.start_char if chunk is not None else 0
+                    lines = (
+                        (chunk.start_line, chunk.end_line) if chunk is not None else (None, None)
+                    )
+                    for start, end in tokenizer.windows(text, max_tokens, self.overlap):
+                        window = Chunk(0, base + start, base + end, *lines)
+                        out.append((window, text[start:end]))
+            # Number the parts of this document in order, whatever split them.
+            return [
+                (None if chunk is None else _renumbered(chunk, number), text)
+                for number, (chunk, text) in enumerate(out)
+            ]
+
+        return splitter
+
+
+def _renumbered(chunk: Chunk, index: int) -> Chunk:
+    return Chunk(index, chunk.start_char, chunk.end_char, chunk.start_line, chunk.end_line)
