@@ -24,23 +24,25 @@ def key_hint(settings: Settings) -> str:
     return hint + ", or pass --api-key"
 
 
-def check_engine(settings: Settings) -> None:
+def check_engine(settings: Settings, require_key: bool = True) -> None:
     """Fail now, before any input is read, if the engine cannot run: no key, or a key that
     would travel in clear text."""
     if settings.engine == "lexical":
         return
     from rerank_cli.errors import ApiRefused
 
-    if not settings.api_key and settings.profile.key_required:
+    if require_key and not settings.api_key and settings.profile.key_required:
         raise ApiRefused(
             f"no API key — {key_hint(settings)}, or rank offline with --engine lexical"
         )
     check_transport_security(settings)
 
 
-def make_engine(settings: Settings, stats: Stats, **kwargs: Any) -> Engine:
+def make_engine(
+    settings: Settings, stats: Stats, require_key: bool = True, **kwargs: Any
+) -> Engine:
     """The engine the settings name; keyword arguments go to the API engine (transport …)."""
-    check_engine(settings)
+    check_engine(settings, require_key)
     if settings.engine == "lexical":
         from rerank_cli.engines.lexical import LexicalEngine
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rerank_cli.errors import UsageError
 from rerank_cli.settings import Settings
 
 
@@ -48,23 +47,23 @@ def count_requests(texts: list[str], settings: Settings, query: str) -> int:
     return len(batches(settings, query, texts))
 
 
-def check_budget(estimate: Estimate, settings: Settings) -> None:
-    """Refuse, before anything is sent, a run over --max-docs or --max-cost."""
+def budget_refusal(estimate: Estimate, settings: Settings) -> str | None:
+    """Why a run over max_docs or max_cost must not start, or None when it may."""
     if settings.max_docs is not None and estimate.to_send > settings.max_docs:
-        raise UsageError(
-            f"refusing to send {estimate.to_send} documents: over --max-docs "
-            f"{settings.max_docs} ({estimate.unique} unique, {estimate.cached} cached); "
-            "nothing was sent"
+        return (
+            f"refusing to send {estimate.to_send} documents: over the limit of max_docs = "
+            f"{settings.max_docs} ({estimate.unique} unique, {estimate.cached} cached)"
         )
     if settings.max_cost is not None:
         cost = estimate.cost
         if cost is None:
-            raise UsageError(
-                f"--max-cost {settings.max_cost:g} is set but the price of {settings.model} is "
-                f"unknown ({estimate.price_note or 'not listed'}); nothing was sent"
+            return (
+                f"max_cost = {settings.max_cost:g} is set but the price of {settings.model} is "
+                f"unknown ({estimate.price_note or 'not listed'})"
             )
         if cost > settings.max_cost:
-            raise UsageError(
+            return (
                 f"refusing to spend an estimated ${cost:.6f} on {estimate.to_send} documents: "
-                f"over --max-cost {settings.max_cost:g}; nothing was sent"
+                f"over the limit of max_cost = {settings.max_cost:g}"
             )
+    return None

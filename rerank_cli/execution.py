@@ -16,7 +16,7 @@ import orjson
 
 from rerank_cli import pipeline
 from rerank_cli.api import make_engine
-from rerank_cli.cost import Estimate, check_budget, count_requests
+from rerank_cli.cost import Estimate, budget_refusal, count_requests
 from rerank_cli.documents import Document, Result
 from rerank_cli.engines.base import Engine, Stats
 from rerank_cli.errors import ExitCode, NothingToShow, OutputClosed, UsageError
@@ -179,14 +179,29 @@ def estimate(
     )
 
 
-def run_cost(stats: Stats, settings: Settings) -> float | None:
-    """The estimated cost of what was sent: a price lookup only when something was billed."""
+def run_cost(stats: Stats, settings: Settings, known: Estimate | None) -> float | None:
+    """The estimated cost of what was sent: the price the estimate found, else one lookup, and
+    only when something was billed."""
     if settings.engine != "api" or stats.sent == 0:
         return 0.0
-    from rerank_cli.catalog import price_per_1k
+    if known is not None and known.price_per_1k is not None:
+        price: float | None = known.price_per_1k
+    else:
+        from rerank_cli.catalog import price_per_1k
 
-    price, _ = price_per_1k(settings)
+        price, _ = price_per_1k(settings)
     return None if price is None else stats.sent * price / 1000.0
+
+
+def check_stats_path(path: str | None) -> None:
+    """An unwritable --stats file is found before anything is paid for, not after."""
+    if path is None or path == "-":
+        return
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as error:
+        raise UsageError(f"cannot write --stats file {path}: {error.strerror}") from None
 
 
 def execute(
@@ -198,49 +213,40 @@ def execute(
     emit: Callable[[list[Result], str], None],
     fmt: str,
 ) -> ExitCode:
-    """Score the plan, rank, report, and hand the results to ``emit`` in format ``fmt``."""
-    from rerank_cli.terminal import progress_bar
-
+    """Check the cost, score the plan, rank, report, and hand the results to ``emit``."""
     settings = job.settings
+    check_stats_path(job.stats_path)
     notify = env.info if job.verbose else None
-    wants_estimate = job.dry_run or settings.max_docs is not None or settings.max_cost is not None
+    # A dry run sends nothing, so it needs no key.
+    inner = make_engine(settings, stats, notify=notify, require_key=not job.dry_run)
     started = time.perf_counter()
-    scoring = failed = False
-    with cached(env, make_engine(settings, stats, notify=notify), settings, stats) as engine:
+    planned: Estimate | None = None
+    scored: list[Result] | None = None
+    failed = True
+    with cached(env, inner, settings, stats) as engine:
         try:
-            if wants_estimate:
+            if job.dry_run or settings.max_docs is not None or settings.max_cost is not None:
                 need_price = job.dry_run or settings.max_cost is not None
                 planned = estimate(query, work, engine, settings, need_price)
+                refusal = budget_refusal(planned, settings)
+                if job.dry_run or refusal:
+                    count_unscored(stats, work, planned)
                 if job.dry_run:
-                    count_unscored(stats, work, planned)
-                    if job.output in ("json", "jsonl"):  # asked for: the report is the data
-                        data = orjson.dumps(planned.as_dict()) + b"\n"
-                        guard_output(lambda: env.stdout.write(data))
-                    else:
-                        env.info(planned.text())
+                    report_dry_run(env, job, planned, refusal)
+                    failed = False
                     return ExitCode.OK
-                try:
-                    check_budget(planned, settings)
-                except UsageError:
-                    count_unscored(stats, work, planned)
-                    raise
-            scoring = True
-            many = len(work.texts) > settings.batch_size and settings.engine == "api"
-            with progress_bar(env, enabled=many) as on_progress:
-                scored = asyncio.run(
-                    pipeline.score_plan(query, work, engine, stats, on_progress=on_progress)
-                )
-        except BaseException:
-            failed = True
-            raise
+                if refusal:
+                    raise UsageError(f"{refusal}; nothing was sent")
+            scored = score(env, query, work, engine, stats, job)
+            failed = False
         finally:
             if stats.elapsed == 0.0:  # scoring did not finish (or start): time what there was
                 stats.elapsed = time.perf_counter() - started
-            # -v sums up a scoring run; a dry run or a refusal has said its figures already.
+            # -v sums up a scoring run (a dry run or a refusal has said its figures already);
             # --stats is written whatever happened: CI scripts parse it.
-            if (job.verbose and scoring) or job.stats_path:
-                cost = run_cost(stats, settings)
-                if job.verbose and scoring:
+            if (job.verbose and scored is not None) or job.stats_path:
+                cost = run_cost(stats, settings, planned)
+                if job.verbose and scored is not None:
                     env.info(summary(stats, engine.name, cost))
                 if job.stats_path:
                     report_stats(env, job.stats_path, usage(stats, cost), failed)
@@ -252,6 +258,36 @@ def execute(
     if not job.quiet:
         guard_output(lambda: emit(results, fmt))
     return ExitCode.OK
+
+
+def score(
+    env: Environment,
+    query: str,
+    work: pipeline.Plan,
+    engine: Engine,
+    stats: Stats,
+    job: JobOptions,
+) -> list[Result]:
+    """Score with a progress bar when there is more than one batch to wait for."""
+    from rerank_cli.terminal import progress_bar
+
+    settings = job.settings
+    many = settings.engine == "api" and len(work.texts) > settings.batch_size
+    with progress_bar(env, enabled=many) as on_progress:
+        return asyncio.run(pipeline.score_plan(query, work, engine, stats, on_progress=on_progress))
+
+
+def report_dry_run(
+    env: Environment, job: JobOptions, planned: Estimate, refusal: str | None
+) -> None:
+    if job.output in ("json", "jsonl"):  # asked for: the report is the data
+        data = planned.as_dict()
+        data["refused"] = refusal
+        guard_output(lambda: env.stdout.write(orjson.dumps(data) + b"\n"))
+        return
+    env.info(planned.text())
+    if refusal:
+        env.warn(f"the real run would stop: {refusal}")
 
 
 def count_unscored(stats: Stats, work: pipeline.Plan, planned: Estimate) -> None:

@@ -72,7 +72,7 @@ def emit(env: Environment, null: bool, results: list[Result], fmt: str) -> None:
 def run(env: Environment, job: FilesJob) -> ExitCode:
     fmt = output_format(env, job)
     # Before the walk: a missing key or an insecure URL fails at once, not after a long walk.
-    check_engine(job.settings)
+    check_engine(job.settings, require_key=not job.dry_run)
     if job.walk_options.include_secrets:
         env.warn(_secrets_warning(job.settings))
 

@@ -320,27 +320,40 @@ class QwenTokenizer:
 
     def _split(self, text: str, max_tokens: int, overlap: int, first_only: bool) -> list[Window]:
         cuts = self._token_starts(text)
-        tokens = len(cuts) - 1
         result: list[Window] = []
         start = 0
         while True:
-            first = bisect_left(cuts, start)
-            last = min(first + max_tokens, tokens)
-            end = failed = cuts[last]
-            while end > start:
-                excess = self.count(text[start:end]) - max_tokens
-                if excess <= 0:
-                    break
-                failed = end
-                last -= excess
-                end = cuts[last] if last > first else start
-            if end <= start:  # not even one whole character from the token cuts fits
-                end = self._fit_characters(text, start, max_tokens, failed)
+            end = self._window_end(text, cuts, start, max_tokens)
             result.append((start, end))
             if end == len(text) or first_only:
                 return result
             following = cuts[max(bisect_left(cuts, end) - overlap, 0)]
             start = max(min(following, end), start + 1)
+
+    def _window_end(self, text: str, cuts: list[int], start: int, max_tokens: int) -> int:
+        """The end of the longest window from ``start`` that fits, searched over the cuts.
+
+        The first guess is ``max_tokens`` tokens of the whole text; the window's own count
+        (re-tokenised at its edges, NFC applied) moves it down or up until the next cut after a
+        fitting one is known not to fit."""
+        first = bisect_left(cuts, start)
+        tokens = len(cuts) - 1
+        fits, fails = first - 1, tokens + 1  # cut indices known to fit / not to fit
+        last = min(first + max_tokens, tokens)
+        while fits < last < fails:
+            used = self.count(text[start : cuts[last]])
+            if used <= max_tokens:
+                fits, last = last, min(last + max_tokens - used, tokens)
+                if used == max_tokens:
+                    break
+            else:
+                fails, last = last, last - (used - max_tokens)
+            if not fits < last < fails:
+                last = (fits + fails) // 2
+        if fits >= first and cuts[fits] > start:
+            return cuts[fits]
+        # Not even the first cut fits: one character at a time, below the first cut that failed.
+        return self._fit_characters(text, start, max_tokens, cuts[min(fails, tokens)])
 
     def _fit_characters(self, text: str, start: int, max_tokens: int, below: int) -> int:
         end = start + 1

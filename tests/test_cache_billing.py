@@ -123,6 +123,18 @@ def test_first_run_bills_each_unique_document_once_and_a_rerun_nothing(
     assert len(server.requests) == requests  # no /rerank, and no other request either
 
 
+def test_cache_stats_show_the_last_runs_hits_and_misses(
+    api_cli: RunCli, cli: RunCli, server: RerankServer
+) -> None:
+    assert api_cli(QUERY, *DOCS[:4]).exit_code == 0
+    assert api_cli(QUERY, *DOCS, DOCS[0]).exit_code == 0
+    stats = orjson.loads(cli("cache", "stats", "--json").stdout)
+    assert stats["entries"] == len(DOCS)
+    last = stats["last_run"]
+    assert (last["hits"], last["misses"], last["sent"]) == (4, 8, 8)
+    assert server.billed_documents == 4 + 8
+
+
 def test_duplicate_records_keep_their_ids_and_share_one_billed_score(
     api_cli: RunCli, server: RerankServer
 ) -> None:

@@ -98,6 +98,7 @@ def test_dry_run_as_one_json_object_on_stdout(
         "requests": 3,
         "price_per_1k": PRICE,
         "estimated_cost": pytest.approx(cost(8)),
+        "refused": None,
     }
     assert len(partly_cached.rerank_requests) == 1  # the fixture's run only
 
@@ -436,9 +437,26 @@ def test_stats_cost_is_null_when_the_price_is_unknown(
     assert "estimated" not in summary
 
 
-def test_an_unwritable_stats_file_is_a_usage_error(
+def test_an_unwritable_stats_file_is_a_usage_error_before_anything_is_sent(
     api_cli: RunCli, server: RerankServer, tmp_path: Path
 ) -> None:
-    result = api_cli(QUERY, *DOCS, "--stats", str(tmp_path / "no-such-dir" / "s.json"))
-    assert result.exit_code == 2
-    assert "cannot write --stats file" in error_line(result)
+    unwritable = str(tmp_path / "no-such-dir" / "s.json")
+    for extra in ((), ("--max-docs", "1")):
+        result = api_cli(QUERY, *DOCS, *extra, "--stats", unwritable)
+        assert result.exit_code == 2
+        assert "cannot write --stats file" in error_line(result)
+    assert server.rerank_requests == []
+    assert server.billed_documents == 0
+
+
+def test_a_dry_run_needs_no_key_and_says_when_the_real_run_would_be_refused(
+    cli: RunCli, server: RerankServer
+) -> None:
+    args = (QUERY, *DOCS, "--base-url", server.base_url, "--dry-run", "--max-docs", "3")
+    dry = cli(*args)  # no GR_KEY at all
+    assert dry.exit_code == 0
+    assert "12 to send" in dry.stderr
+    assert "the real run would stop: refusing to send 12 documents" in dry.stderr
+    report = orjson.loads(cli(*args, "-o", "json").stdout)
+    assert report["refused"].startswith("refusing to send 12 documents")
+    assert server.rerank_requests == []

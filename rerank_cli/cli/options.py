@@ -273,7 +273,6 @@ CacheTtlOpt = Annotated[
     _cost(
         "--cache-ttl",
         help="Cached scores older than DAYS are misses [default: no expiry].",
-        min=0.0,
         metavar="DAYS",
         show_default=False,
     ),
