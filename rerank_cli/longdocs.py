@@ -17,6 +17,7 @@ from rerank_cli.settings import Settings
 
 # A query so long that documents get fewer tokens than this leaves nothing worth scoring.
 MIN_DOCUMENT_TOKENS = 16
+DEFAULT_OVERLAP = 64  # tokens, unless a window is small: then a quarter of it
 
 
 def _as_the_model_sees_it(settings: Settings, query: str) -> tuple[str, str | None]:
@@ -79,10 +80,10 @@ def document_limit(settings: Settings, query: str) -> Limit:
 class LongDocuments:
     """Wraps a splitter so that no scored text is over the limit."""
 
-    def __init__(self, limit: Limit, mode: str, overlap: int) -> None:
+    def __init__(self, limit: Limit, mode: str, overlap: int | None) -> None:
         self.limit = limit
         self.mode = mode
-        self.overlap = overlap
+        self.overlap = overlap  # None: the default
         self.truncated = 0
         self.windowed = 0
 
@@ -91,6 +92,14 @@ class LongDocuments:
         if max_tokens is None:
             return split
         tokenizer = self.limit.tokenizer
+        overlap = self.overlap
+        if overlap is None:
+            overlap = min(DEFAULT_OVERLAP, max_tokens // 4)
+        elif self.mode == "chunk" and overlap >= max_tokens:
+            raise UsageError(
+                f"--chunk-overlap {overlap} must be below the {max_tokens:,} tokens a window "
+                "may hold (--max-tokens)"
+            )
 
         def splitter(document: Document) -> Sequence[tuple[Chunk | None, str]]:
             units = split(document)
@@ -112,10 +121,8 @@ class LongDocuments:
                 else:
                     self.windowed += 1
                     base = chunk.start_char if chunk is not None else 0
-                    lines = (
-                        (chunk.start_line, chunk.end_line) if chunk is not None else (None, None)
-                    )
-                    for start, end in tokenizer.windows(text, max_tokens, self.overlap):
+                    for start, end in tokenizer.windows(text, max_tokens, overlap):
+                        lines = _window_lines(chunk, text, start, end)
                         window = Chunk(0, base + start, base + end, *lines)
                         out.append((window, text[start:end]))
             # Number the parts of this document in order, whatever split them.
@@ -129,3 +136,14 @@ class LongDocuments:
 
 def _renumbered(chunk: Chunk, index: int) -> Chunk:
     return Chunk(index, chunk.start_char, chunk.end_char, chunk.start_line, chunk.end_line)
+
+
+def _window_lines(
+    chunk: Chunk | None, text: str, start: int, end: int
+) -> tuple[int | None, int | None]:
+    """The lines a window of ``text`` (the part ``chunk`` covers) spans: its own, not all of
+    the chunk's, so that ``rerank files`` points at the passage that scored."""
+    if chunk is None or chunk.start_line is None:
+        return None, None
+    first = chunk.start_line + text.count("\n", 0, start)
+    return first, first + text.count("\n", start, max(end - 1, start))

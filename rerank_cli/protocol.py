@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from rerank_cli.errors import BadResponse
-from rerank_cli.instructions import document_affixes
+from rerank_cli.instructions import deliver, document_affixes
 from rerank_cli.profiles import BUILTIN, DEFAULT_PROFILE, Profile
 from rerank_cli.profiles import build_request as build_body
 
@@ -92,8 +92,19 @@ class Shape:
 
     def cost(self, text: str) -> int:
         """Bytes one document adds to a request (its JSON string and a comma)."""
+        return len(encode(self.sent_document(text))) + 1
+
+    def sent_query(self, query: str) -> tuple[str, dict[str, str]]:
+        """The query as sent, and the request fields that carry the instruction (field mode)."""
+        sent, _, fields = deliver(
+            self.mode, self.instruction, query, (), self.profile.instruction_field
+        )
+        return sent, fields
+
+    def sent_document(self, text: str) -> str:
+        """A document as sent (template mode wraps it in the prompt)."""
         prefix, suffix = document_affixes(self.mode)
-        return len(encode(f"{prefix}{text}{suffix}" if prefix or suffix else text)) + 1
+        return f"{prefix}{text}{suffix}" if prefix or suffix else text
 
 
 def build_request(model: str, query: str, texts: Sequence[str]) -> bytes:

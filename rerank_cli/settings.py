@@ -45,7 +45,9 @@ class Settings:
     instruction_mode: str = "query"  # how it reaches the model: field · query · template · none
     max_tokens: int | None = None  # per document; None: the profile's limit for this query
     long: str = "chunk"  # a document over max_tokens: chunk · truncate · error
-    chunk_overlap: int = 64  # tokens shared by consecutive windows of a long document
+    # Tokens shared by consecutive windows of a long document; None: 64, at most a quarter of
+    # a window (so that a small --max-tokens alone is no error).
+    chunk_overlap: int | None = None
 
     @property
     def rerank_url(self) -> str:
@@ -193,8 +195,15 @@ def resolve(
     profiles = config.get("profiles", {})
     profile = resolve_profile(values.pop("profile", DEFAULT_PROFILE), profiles)
     values["profile"] = profile
-    values.setdefault("base_url", profile.base_url)
-    values.setdefault("model", profile.model)
+    # A base URL or model belongs to the profile in effect at its level: a config `base_url`
+    # for gigarouter must not carry the key of `-P cohere` to gigarouter's host. Per-profile
+    # values belong in [profiles.NAME].
+    in_effect = DEFAULT_PROFILE
+    values["base_url"], values["model"] = profile.base_url, profile.model
+    for level in levels:
+        in_effect = level.get("profile", in_effect)
+        if in_effect == profile.name:
+            values.update({k: level[k] for k in ("base_url", "model") if k in level})
     values.setdefault("instruction_mode", profile.instruction_mode)
     values["instruction"] = _instruction(levels)
     values.pop("task", None)

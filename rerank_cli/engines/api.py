@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 def batches(settings: Settings, query: str, texts: Sequence[str]) -> list[list[int]]:
     """The requests a run makes: batch size capped by the provider's documents per request,
     the byte budget, and the provider's token budget per request (query tokens count once per
-    document, as Voyage counts them)."""
+    document, as Voyage counts them). Tokens are those of the texts as sent: the query with
+    its instruction (in it, or in a field), each document in its prompt in template mode."""
     profile = settings.profile
     shape = Shape.of(settings)
     size = min(settings.batch_size, profile.max_documents or settings.batch_size)
@@ -31,10 +32,13 @@ def batches(settings: Settings, query: str, texts: Sequence[str]) -> list[list[i
         from rerank_cli.tokens import tokenizer_for
 
         tokenizer = tokenizer_for(settings.model)
-        per_query = tokenizer.count(query)
+        sent_query, instruction_fields = shape.sent_query(query)
+        per_query = tokenizer.count(sent_query) + sum(
+            map(tokenizer.count, instruction_fields.values())
+        )
 
         def tokens(text: str) -> int:
-            return tokenizer.count(text) + per_query
+            return tokenizer.count(shape.sent_document(text)) + per_query
 
     return plan_batches(
         texts,

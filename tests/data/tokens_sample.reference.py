@@ -71,7 +71,7 @@ def file_texts(paths: list[str]) -> Iterator[tuple[str, str]]:
                     text = gzip.decompress(path.read_bytes()).decode("utf-8")
                 else:
                     text = path.read_text("utf-8")
-            except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile, ValueError):
+            except Exception:  # unreadable, binary or a malformed catalogue: not a text
                 continue
             yield str(path), text
 
