@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from rerank_cli import config
 from rerank_cli.errors import UsageError
@@ -11,25 +10,18 @@ from rerank_cli.redact import mask
 from rerank_cli.settings import SECRET_KEYS, convert
 
 
-def _shown(key: str, value: Any) -> str:
-    if key in SECRET_KEYS and isinstance(value, str):
-        return f'"{mask(value)}"'
+def show(env: Mapping[str, str]) -> str:
+    """The file as TOML, secrets masked (``api_key = "gr-…abcd"``)."""
     import tomli_w
 
-    return tomli_w.dumps({key: value}).split(" = ", 1)[1].rstrip("\n")
-
-
-def show(env: Mapping[str, str]) -> str:
     path = config.config_path(env)
     table = config.load(path)
-    lines = [f"# {path}" + ("" if path.exists() else " (does not exist yet)")]
-    for key, value in table.items():
-        if isinstance(value, dict):
-            lines.append(f"[{key}]")
-            lines.extend(f"{k} = {_shown(k, v)}" for k, v in value.items())
-        else:
-            lines.append(f"{key} = {_shown(key, value)}")
-    return "\n".join(lines) + "\n"
+    masked = {
+        key: mask(value) if key in SECRET_KEYS and isinstance(value, str) else value
+        for key, value in table.items()
+    }
+    header = f"# {path}" + ("" if path.exists() else " (does not exist yet)")
+    return header + "\n" + tomli_w.dumps(masked)
 
 
 def set_value(env: Mapping[str, str], key: str, value: str) -> str:

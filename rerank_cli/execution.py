@@ -51,16 +51,26 @@ def plan_work(
         return pipeline.plan(documents, split)
     from rerank_cli.longdocs import LongDocuments, document_limit
 
+    if settings.instruction and settings.instruction_mode == "none":
+        env.warn(
+            f"the {settings.profile.name} profile sends no instruction (instruction mode none): "
+            "-I/--task is ignored; choose --instruction-mode query to put it in the query"
+        )
     limit = document_limit(settings, query)
     if job.verbose and not limit.tokenizer.exact:  # an estimate is worth knowing about
         env.info(limit.describe())
     long = LongDocuments(limit, settings.long, settings.chunk_overlap)
     work = pipeline.plan(documents, long.wrap(split))
     if long.truncated:
-        env.warn(f"{long.truncated} documents truncated to {limit.max_tokens:,} tokens (--long)")
+        env.warn(f"{plural(long.truncated, 'document')} truncated to {limit.max_tokens:,} tokens")
     if long.windowed and job.verbose:
-        env.info(f"{long.windowed} long documents split into windows; {limit.describe()}")
+        windowed = plural(long.windowed, "long document")
+        env.info(f"{windowed} split into windows; {limit.describe()}")
     return work
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def output_format(env: Environment, output: str | None) -> str:

@@ -55,7 +55,9 @@ def document_limit(settings: Settings, query: str) -> Limit:
     if settings.max_tokens is not None:
         return Limit(tokenizer, settings.max_tokens)
     seen_query, instruction = _as_the_model_sees_it(settings, query)
-    context = profile.context_tokens
+    # The profile's context is its default model's (or the Qwen3 family's): another model
+    # served there, say a 512-token cross-encoder, has its own, which we do not know.
+    context = profile.context_tokens if qwen3 or settings.model == profile.model else None
     if qwen3 and context:
         if exact:
             limit = tokens.qwen3_document_limit(seen_query, instruction, context)
@@ -117,7 +119,13 @@ class LongDocuments:
                     )
                 elif self.mode == "truncate":
                     self.truncated += 1
-                    out.append((chunk, tokenizer.truncate(text, max_tokens)))
+                    kept = tokenizer.truncate(text, max_tokens)
+                    base = chunk.start_char if chunk is not None else 0
+                    lines = (
+                        (chunk.start_line, chunk.end_line) if chunk is not None else (None, None)
+                    )
+                    # The chunk says what was scored: the start, up to end_char.
+                    out.append((Chunk(0, base, base + len(kept), *lines), kept))
                 else:
                     self.windowed += 1
                     base = chunk.start_char if chunk is not None else 0

@@ -208,6 +208,20 @@ def test_config_set_show_unset(cli: RunCli, isolated_env: dict[str, str]) -> Non
     assert cli("config", "unset", "batch_size").exit_code == 2
 
 
+def test_config_show_prints_profile_tables(cli: RunCli, isolated_env: dict[str, str]) -> None:
+    config_dir = Path(isolated_env["RERANK_CONFIG_DIR"])
+    config_dir.mkdir()
+    (config_dir / "config.toml").write_text(
+        'api_key = "gr-0123456789abcdef"\n[profiles.lab]\nbase = "vllm"\n'
+        'base_url = "http://lab:8000/v1"\n[profiles.lab.extra_fields]\nx = 1\n'
+    )
+    shown = cli("config", "show").text
+    assert "gr-0123456789abcdef" not in shown
+    assert 'api_key = "gr-…cdef"' in shown
+    assert "[profiles.lab]" in shown and 'base_url = "http://lab:8000/v1"' in shown
+    assert "[profiles.lab.extra_fields]" in shown
+
+
 def test_undecodable_argument_bytes(cli: RunCli) -> None:
     argument = b"caf\xe9 paris".decode("utf-8", "surrogateescape")  # as Python passes argv
     result = cli("paris", argument, *LEX)

@@ -166,7 +166,9 @@ def test_truncate_sends_the_first_tokens_and_warns_once(
     for document in longs:
         [head] = [text for text in sent if text != short and document.startswith(text)]
         assert limit - 4 <= count(head) <= limit
-        assert "chunk" not in by_text(result)[document]  # the output shows the document as read
+        # The output shows the document as read, and its chunk the part that was scored.
+        chunk = by_text(result)[document]["chunk"]
+        assert (chunk["start_char"], document[: chunk["end_char"]]) == (0, head)
     assert result.stderr.count("truncated") == 1
     assert f"3 documents truncated to {limit} tokens" in result.stderr
 
@@ -401,6 +403,28 @@ def test_the_exact_tokenizer_is_not_reported_as_an_estimate(
     assert result.exit_code == 0
     assert "counted by Qwen3 byte-level BPE (exact" in result.stderr
     assert "estimate (" not in result.stderr
+
+
+def test_another_model_on_the_profile_gets_no_borrowed_context(
+    api_cli: RunCli, server: RerankServer
+) -> None:
+    """gigarouter's 32,768-token context is Qwen3's: a cross-encoder served there has its own
+    limit, which we do not know, so nothing is windowed by the Qwen3 figure."""
+    model = "cross-encoder/ms-marco-MiniLM-L6-v2"
+    document = filler("lorem", 9000)  # over 32,768 estimated tokens
+    result = run(api_cli, document, "short one", "-m", model, "-v")
+    assert result.exit_code == 0, result.stderr
+    assert document in sent_documents(server)
+    assert "no per-document token limit known" in result.stderr
+
+
+def test_an_instruction_the_profile_cannot_send_is_warned_about(
+    api_cli: RunCli, server: RerankServer
+) -> None:
+    result = run(api_cli, "a", "b", "--instruction-mode", "none", "-I", "Judge code")
+    assert result.exit_code == 0
+    assert "-I/--task is ignored" in result.stderr
+    assert all("Judge code" not in str(r.body) for r in server.requests)
 
 
 # ---------------------------------------------------------------------------------------------

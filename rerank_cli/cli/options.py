@@ -179,9 +179,13 @@ ProfileOpt = Annotated[
 ]
 InstructionOpt = Annotated[
     Optional[str],  # noqa: UP045
-    _model("--instruction", "-I", help="Task instruction for instruction-aware models (Qwen3).",
-           metavar="TEXT"),
-]  # fmt: skip
+    _model(
+        "--instruction",
+        "-I",
+        help="Task instruction for instruction-aware models (Qwen3).",
+        metavar="TEXT",
+    ),
+]
 TaskOpt = Annotated[
     Optional[Task],  # noqa: UP045
     _model("--task", help="A preset instruction (rerank tasks lists them)."),
@@ -213,9 +217,14 @@ LongOpt = Annotated[
 ]
 ChunkOverlapOpt = Annotated[
     Optional[int],  # noqa: UP045
-    _model("--chunk-overlap", help="Tokens shared by consecutive windows [default 64].", min=0,
-           metavar="N"),
-]  # fmt: skip
+    _model(
+        "--chunk-overlap",
+        help="Tokens shared by consecutive windows [default 64, or a quarter of --max-tokens "
+        "if smaller].",
+        min=0,
+        metavar="N",
+    ),
+]
 
 
 class Tier(str, Enum):
