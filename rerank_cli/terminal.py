@@ -90,7 +90,8 @@ def progress_bar(env: Environment, enabled: bool) -> Iterator[Callable[[int, int
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    console = Console(file=env.stderr, no_color=not env.stderr_color)
+    # Only built for a terminal (checked above): say so, whatever stream stands in for it.
+    console = Console(file=env.stderr, force_terminal=True, no_color=not env.stderr_color)
     with Progress(
         BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True
     ) as progress:

@@ -510,3 +510,17 @@ def test_exit_2_on_bad_input(api_cli: RunCli, server: RerankServer) -> None:
     assert result.exit_code == 2
     assert error_line(result).startswith("<stdin>:2: invalid JSON")
     assert server.requests == []
+
+
+def test_progress_bar_only_on_a_terminal_and_for_more_than_one_batch(
+    api_cli: RunCli, server: RerankServer
+) -> None:
+    docs = [f"document number {i}" for i in range(6)]
+    shown = api_cli("q", *docs, "--batch-size", "2", stderr_tty=True)
+    assert shown.exit_code == 0
+    assert "6/6" in shown.stderr
+    piped = api_cli("q", *docs, "--batch-size", "2")
+    assert "6/6" not in piped.stderr and piped.stderr == ""
+    one_batch = api_cli("q", *docs, stderr_tty=True)
+    assert "6/6" not in one_batch.stderr
+    assert shown.stdout == piped.stdout == one_batch.stdout
