@@ -2,54 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 from collections.abc import Iterable
 from typing import Any
 
 from rerank_cli import config, pipeline
 from rerank_cli.documents import Document, Result
-from rerank_cli.engines.base import Engine, Stats
-from rerank_cli.settings import Settings, check_transport_security, resolve
-
-
-def key_hint(settings: Settings) -> str:
-    """Where a key for this profile can come from, for messages."""
-    from rerank_cli.profiles import DEFAULT_PROFILE
-
-    variables = settings.profile.key_env or ("RERANK_API_KEY",)
-    hint = f"set {variables[0]}" + (f" (or {', '.join(variables[1:])})" if variables[1:] else "")
-    if settings.profile.name == DEFAULT_PROFILE:
-        hint += ", run: rerank config set api_key …"
-    return hint + ", or pass --api-key"
-
-
-def check_engine(settings: Settings, require_key: bool = True) -> None:
-    """Fail now, before any input is read, if the engine cannot run: no key, or a key that
-    would travel in clear text."""
-    if settings.engine == "lexical":
-        return
-    from rerank_cli.errors import ApiRefused
-
-    if require_key and not settings.api_key and settings.profile.key_required:
-        raise ApiRefused(
-            f"no API key — {key_hint(settings)}, or rank offline with --engine lexical"
-        )
-    check_transport_security(settings)
-
-
-def make_engine(
-    settings: Settings, stats: Stats, require_key: bool = True, **kwargs: Any
-) -> Engine:
-    """The engine the settings name; keyword arguments go to the API engine (transport …)."""
-    check_engine(settings, require_key)
-    if settings.engine == "lexical":
-        from rerank_cli.engines.lexical import LexicalEngine
-
-        return LexicalEngine(stats)
-    from rerank_cli.engines.api import ApiEngine
-
-    return ApiEngine(settings, stats, **kwargs)
+from rerank_cli.engines.base import Stats
+from rerank_cli.engines.factory import make_engine
+from rerank_cli.redact import register_secret
+from rerank_cli.settings import resolve
+from rerank_cli.terminal import Environment
 
 
 def rerank(
@@ -59,14 +21,22 @@ def rerank(
     min_score: float | None = None,
     **options: Any,
 ) -> list[Result]:
-    """Rank ``documents`` for ``query``; options are settings (``model``, ``base_url``,
-    ``api_key``, ``engine``, ``batch_size`` …), resolved like the CLI's."""
-    env = dict(os.environ)
-    settings = resolve(options, env, config.load(config.config_path(env)))
-    docs = [Document(text=text, raw=text.encode()) for text in documents]
+    """Rank ``documents`` for ``query``. ``options`` are settings named as in the config file
+    (``model``, ``base_url``, ``api_key``, ``engine``, ``profile``, ``instruction``,
+    ``batch_size`` …), resolved like the CLI's: the score cache and long-document handling
+    apply. Warnings go to stderr; nothing else is printed."""
+    from rerank_cli.execution import JobOptions, cached, plan_work, score
+
+    env = Environment.from_system()
+    env.stderr_isatty = False  # a library shows no progress bar
+    settings = resolve(options, env.env, config.load(config.config_path(env.env)))
+    register_secret(settings.api_key)
+    job = JobOptions(settings=settings, filters=pipeline.Filters(top_k=top_k, min_score=min_score))
+    docs = [Document(text=text, raw=text.encode("utf-8", "surrogateescape")) for text in documents]
     for index, doc in enumerate(docs):
         doc.index = index
     stats = Stats(documents=len(docs))
-    engine = make_engine(settings, stats)
-    results = asyncio.run(pipeline.score_documents(query, docs, engine, stats))
-    return pipeline.rank(results, pipeline.Filters(top_k=top_k, min_score=min_score))
+    work = plan_work(env, query, docs, job)
+    with cached(env, make_engine(settings, stats), settings, stats) as engine:
+        results = score(env, query, work, engine, stats, job)
+    return pipeline.rank(results, job.filters)

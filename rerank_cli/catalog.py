@@ -9,8 +9,8 @@ from dataclasses import replace
 from typing import Any
 
 from rerank_cli import pricing
-from rerank_cli.api import check_engine
 from rerank_cli.client import RerankClient
+from rerank_cli.engines.factory import check_engine
 from rerank_cli.errors import ApiError, ExitCode, NothingToShow
 from rerank_cli.execution import guard_output, output_format
 from rerank_cli.redact import register_secret

@@ -15,10 +15,10 @@ from typing import Any
 import orjson
 
 from rerank_cli import pipeline
-from rerank_cli.api import make_engine
 from rerank_cli.cost import Estimate, budget_refusal, count_requests
 from rerank_cli.documents import Document, Result
 from rerank_cli.engines.base import Engine, Stats
+from rerank_cli.engines.factory import make_engine
 from rerank_cli.errors import ExitCode, NothingToShow, OutputClosed, UsageError
 from rerank_cli.settings import Settings
 from rerank_cli.terminal import Environment

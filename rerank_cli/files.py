@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from rerank_cli import execution, walk
-from rerank_cli.api import check_engine
 from rerank_cli.chunking import Chunker, LineChunker, splitter
 from rerank_cli.documents import Document, Result, Source
 from rerank_cli.engines.base import Stats
+from rerank_cli.engines.factory import check_engine
 from rerank_cli.errors import ExitCode, NothingToShow, UsageError
 from rerank_cli.execution import JobOptions
 from rerank_cli.settings import Settings
