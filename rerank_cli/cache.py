@@ -102,12 +102,11 @@ class Scope:
     def for_settings(cls, settings: Settings) -> Scope:
         """The scope of a run: the endpoint requests go to, the model, and the instruction with
         its delivery mode (the same instruction delivered another way is another score)."""
-        return cls.for_api(
-            settings.rerank_url,
-            settings.model,
-            settings.instruction or "",
-            settings.instruction_mode,
-        )
+        mode = settings.instruction_mode
+        extra = settings.profile.extra_fields
+        if extra:  # fixed request fields (TEI raw_scores …) change scores too
+            mode += " " + json.dumps(dict(extra), sort_keys=True)
+        return cls.for_api(settings.rerank_url, settings.model, settings.instruction or "", mode)
 
 
 def _encode(text: str) -> bytes:

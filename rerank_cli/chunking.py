@@ -2,9 +2,9 @@
 
 A chunker maps a text to :class:`~rerank_cli.documents.Chunk` objects: character offsets into
 the text plus the 1-based, inclusive line range they cover, so a best chunk can be shown as
-``path:12-71``. :class:`LineChunker` cuts fixed windows of lines; a token-window chunker (for
-models with a token budget) can implement the same :class:`Chunker` protocol beside it, and
-:func:`splitter` turns any chunker into the pipeline's :data:`~rerank_cli.pipeline.Splitter`.
+``path:12-71``. :class:`LineChunker` cuts fixed windows of lines, and :func:`splitter` turns
+any chunker into the pipeline's :data:`~rerank_cli.pipeline.Splitter`. A window still over the
+model's token limit is cut again by tokens in :mod:`rerank_cli.longdocs`, which wraps splitters.
 """
 
 from __future__ import annotations

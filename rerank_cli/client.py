@@ -10,13 +10,14 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import orjson
 
 from rerank_cli import __version__, protocol
 from rerank_cli.engines.base import Stats
 from rerank_cli.errors import ApiFailed, ApiRefused, BadResponse, RequestTooLarge
-from rerank_cli.settings import Settings
+from rerank_cli.settings import Settings, check_transport_security
 
 if TYPE_CHECKING:
     import httpx
@@ -24,8 +25,15 @@ if TYPE_CHECKING:
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 # A server's hint is obeyed up to this many seconds; longer, and we would rather fail visibly.
 MAX_HINT_SECONDS = 120.0
+# Only a message about the request's size or document count means "split the batch": a query
+# or a single document over a limit is another matter (splitting would not help).
 _TOO_LARGE = re.compile(
-    r"too (large|long|big|many)|exceed|maximum|max(imum)? (number|batch|size)|payload", re.I
+    r"(too many|too large|too big|exceed\w*|over the limit)\W+(?:\w+\W+){0,3}?"
+    r"(documents?|texts?|inputs|items|batch)"
+    r"|(request|payload|body|batch|documents|texts)\W+(?:\w+\W+){0,3}?"
+    r"(too (large|long|big|many)|exceed\w*)"
+    r"|entity too large|batch size|less than \d+ (elements|documents|texts)",
+    re.I,
 )
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -52,6 +60,11 @@ def retry_hint(headers: httpx.Headers, body: bytes, now: float | None = None) ->
             if when is not None:
                 return max(0.0, when.timestamp() - (time.time() if now is None else now))
     return protocol.error_retry_after(body)
+
+
+def without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 class RerankClient:
@@ -92,6 +105,9 @@ class RerankClient:
         import httpx
 
         s = self.settings
+        # Every request passes here: no command can send the key in clear text off this
+        # machine, or to a malformed URL, whatever engine it was asked for.
+        check_transport_security(s)
         # A held request (Prefer: wait) may legitimately take wait_cold longer to answer.
         timeout = httpx.Timeout(s.timeout, read=s.timeout + s.wait_cold)
         limits = httpx.Limits(
@@ -197,7 +213,8 @@ class RerankClient:
                 self._notify(f"{last_failure}; retrying in {wait:.1f} s")
             await self._sleep(wait)
         tries = s.max_retries + 1
-        raise ApiFailed(f"{url}: failed after {tries} attempt{'s' * (tries > 1)}: {last_failure}")
+        shown = without_credentials(url)
+        raise ApiFailed(f"{shown}: failed after {tries} attempt{'s' * (tries > 1)}: {last_failure}")
 
     def _refusal(self, status: int, message: str | None, fetched: str | None = None) -> Exception:
         """The exception for a status that is not retried; ``fetched``: the URL of a GET (its
@@ -218,7 +235,7 @@ class RerankClient:
             return ApiRefused(f"out of credit at {s.host}", status)
         if status == 404:
             said = f" (the server said: {message})" if message else ""
-            return ApiRefused(f"model {s.model} is not served by {s.base_url}{said}", status)
+            return ApiRefused(f"model {s.model} is not served by {s.display_url}{said}", status)
         if status < 500:
             return ApiRefused(f"the API refused the request (HTTP {status}): {quoted}", status)
         return ApiFailed(f"the API failed (HTTP {status}): {quoted}", status)

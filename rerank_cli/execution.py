@@ -19,7 +19,7 @@ from rerank_cli.cost import Estimate, budget_refusal, count_requests
 from rerank_cli.documents import Document, Result
 from rerank_cli.engines.base import Engine, Stats
 from rerank_cli.engines.factory import make_engine
-from rerank_cli.errors import ExitCode, NothingToShow, OutputClosed, UsageError
+from rerank_cli.errors import ApiRefused, ExitCode, NothingToShow, OutputClosed, UsageError
 from rerank_cli.settings import Settings
 from rerank_cli.terminal import Environment
 
@@ -189,13 +189,17 @@ def estimate(
     )
 
 
-def run_cost(stats: Stats, settings: Settings, known: Estimate | None) -> float | None:
-    """The estimated cost of what was sent: the price the estimate found, else one lookup, and
-    only when something was billed."""
+def run_cost(
+    stats: Stats, settings: Settings, known: Estimate | None, lookup: bool = True
+) -> float | None:
+    """The estimated cost of what was sent: the price the estimate found, else one lookup (not
+    after a failure: the server may be the problem), and only when something was billed."""
     if settings.engine != "api" or stats.sent == 0:
         return 0.0
     if known is not None and known.price_per_1k is not None:
         price: float | None = known.price_per_1k
+    elif not lookup:
+        price = None
     else:
         from rerank_cli.catalog import price_per_1k
 
@@ -232,7 +236,7 @@ def execute(
     started = time.perf_counter()
     planned: Estimate | None = None
     scored: list[Result] | None = None
-    failed = True
+    failure: BaseException | None = None
     with cached(env, inner, settings, stats) as engine:
         try:
             if job.dry_run or settings.max_docs is not None or settings.max_cost is not None:
@@ -243,23 +247,26 @@ def execute(
                     count_unscored(stats, work, planned)
                 if job.dry_run:
                     report_dry_run(env, job, planned, refusal)
-                    failed = False
                     return ExitCode.OK
                 if refusal:
                     raise UsageError(f"{refusal}; nothing was sent")
             scored = score(env, query, work, engine, stats, job)
-            failed = False
+        except BaseException as error:
+            failure = error
+            raise
         finally:
             if stats.elapsed == 0.0:  # scoring did not finish (or start): time what there was
                 stats.elapsed = time.perf_counter() - started
             # -v sums up a scoring run (a dry run or a refusal has said its figures already);
-            # --stats is written whatever happened: CI scripts parse it.
+            # --stats is written whatever happened: CI scripts parse it. The price is looked
+            # up unless the network or the server has just failed (or Ctrl-C).
             if (job.verbose and scored is not None) or job.stats_path:
-                cost = run_cost(stats, settings, planned)
+                lookup = failure is None or isinstance(failure, (ApiRefused, UsageError))
+                cost = run_cost(stats, settings, planned, lookup)
                 if job.verbose and scored is not None:
                     env.info(summary(stats, engine.name, cost))
                 if job.stats_path:
-                    report_stats(env, job.stats_path, usage(stats, cost), failed)
+                    report_stats(env, job.stats_path, usage(stats, cost), failure is not None)
     results = pipeline.rank(scored, job.filters)
     if not results:
         if job.quiet:

@@ -21,10 +21,11 @@ from urllib.parse import urlsplit
 
 from rerank_cli.errors import UsageError
 from rerank_cli.instructions import MODES, deliver
-from rerank_cli.tokens import is_qwen3
+from rerank_cli.tokens import QWEN3_RERANKER_CONTEXT, is_qwen3
 
 DEFAULT_PROFILE = "gigarouter"
-QWEN3_CONTEXT = 32_768  # Qwen3-Reranker's context: query, document and prompt template together
+# Qwen3-Reranker's context: query, document and prompt template together.
+QWEN3_CONTEXT = QWEN3_RERANKER_CONTEXT
 TOKENIZERS = ("qwen3",)
 # Fields that would change which documents get a score: every request must return them all,
 # since the scores of all batches are merged into one global ranking (see build_request).

@@ -3,15 +3,18 @@ options into a :class:`RankJob`; everything after that happens here."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from rerank_cli import config, readers, writers
 from rerank_cli.documents import Document, Result
 from rerank_cli.engines.base import Stats
+from rerank_cli.engines.factory import check_engine
 from rerank_cli.errors import ExitCode, InputError, NothingToShow, UsageError
 from rerank_cli.execution import JobOptions, execute, output_format, plan_work
 from rerank_cli.redact import register_secret
@@ -26,6 +29,7 @@ def settings_for(env: Environment, **options: Any) -> Settings:
     path = config.config_path(env.env)
     settings = resolve(options, env.env, config.load(path), config_origin=str(path))
     register_secret(settings.api_key)
+    register_secret(urlsplit(settings.base_url).password)  # a password in the URL is one too
     return settings
 
 
@@ -42,6 +46,8 @@ def read_input(env: Environment, name: str) -> tuple[str, bytes]:
     if name == "-":
         return STDIN_NAME, env.stdin.read()
     path = Path(name)
+    # Names are shown (and written as JSON) as text: undecodable bytes become U+FFFD.
+    name = os.fsencode(name).decode("utf-8", "replace")
     try:
         return name, path.read_bytes()
     except FileNotFoundError:
@@ -86,6 +92,8 @@ def emit(env: Environment, results: list[Result], fmt: str) -> None:
 
 
 def run(env: Environment, job: RankJob) -> ExitCode:
+    # No key (or one that would travel in clear text): say so before reading any input.
+    check_engine(job.settings, require_key=not job.dry_run)
     report = readers.ReadReport(on_warning=env.warn)
     documents = collect(env, job, report)
     if not documents:

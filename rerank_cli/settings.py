@@ -55,7 +55,15 @@ class Settings:
 
     @property
     def host(self) -> str:
-        return urlsplit(self.base_url).netloc or self.base_url
+        """``host[:port]`` for messages: never the ``user:password@`` a URL may carry."""
+        netloc = urlsplit(self.base_url).netloc
+        return netloc.rpartition("@")[2] or self.base_url
+
+    @property
+    def display_url(self) -> str:
+        """The base URL for messages, without credentials."""
+        parts = urlsplit(self.base_url)
+        return parts._replace(netloc=self.host).geturl() if parts.netloc else self.base_url
 
 
 def _positive_int(value: Any) -> int:
@@ -96,6 +104,18 @@ def _text(value: Any) -> str:
     return value
 
 
+def _url(value: Any) -> str:
+    text = _text(value)
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises for a port out of range or not a number
+    except ValueError as error:
+        raise ValueError(f"not a valid URL ({error})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise ValueError("must be an http:// or https:// URL")
+    return text
+
+
 def _non_negative_float(value: Any) -> float:
     number = float(value)
     if not number >= 0:
@@ -116,7 +136,7 @@ def _choice(*allowed: str) -> Callable[[Any], str]:
 # config key → (converter, environment variable or None)
 CONFIG_KEYS: dict[str, tuple[Callable[[Any], Any], str | None]] = {
     "engine": (_choice("api", "lexical"), "RERANK_ENGINE"),
-    "base_url": (_text, "RERANK_BASE_URL"),
+    "base_url": (_url, "RERANK_BASE_URL"),
     "model": (_text, "RERANK_MODEL"),
     "api_key": (_text, None),  # GR_KEY / RERANK_API_KEY, handled below
     "batch_size": (_positive_int, "RERANK_BATCH_SIZE"),
@@ -130,7 +150,7 @@ CONFIG_KEYS: dict[str, tuple[Callable[[Any], Any], str | None]] = {
     "max_docs": (_non_negative_int, "RERANK_MAX_DOCS"),
     "max_cost": (_non_negative_float, "RERANK_MAX_COST"),
     "cache": (_choice("on", "refresh", "off"), "RERANK_CACHE"),
-    "cache_ttl": (_positive_float, "RERANK_CACHE_TTL"),
+    "cache_ttl": (_non_negative_float, "RERANK_CACHE_TTL"),
     "profile": (_text, "RERANK_PROFILE"),
     "instruction": (_text, "RERANK_INSTRUCTION"),
     "task": (_choice(*TASKS), "RERANK_TASK"),
@@ -250,12 +270,17 @@ def is_loopback(url: str) -> bool:
 
 
 def check_transport_security(settings: Settings) -> None:
-    """Refuse to send a key in clear text anywhere but this machine."""
+    """Refuse a malformed base URL, and a key in clear text anywhere but this machine."""
     parts = urlsplit(settings.base_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(
-            f"--base-url must be an http:// or https:// URL, got {settings.base_url!r}"
-        )
+    shown = settings.display_url
+    try:
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        port = parts.port  # raises for a port out of range or not a number
+        valid = valid and (port is None or port > 0)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise UsageError(f"--base-url must be an http:// or https:// URL, got {shown!r}")
     if (
         parts.scheme == "http"
         and settings.api_key
@@ -263,6 +288,6 @@ def check_transport_security(settings: Settings) -> None:
         and not is_loopback(settings.base_url)
     ):
         raise UsageError(
-            f"refusing to send the API key in clear text to {parts.netloc} (http://); "
+            f"refusing to send the API key in clear text to {settings.host} (http://); "
             "use https://, or --allow-insecure if you mean it"
         )

@@ -250,8 +250,10 @@ class Walker:
             return
         parts = os.path.normpath(given).split(os.sep)
         is_dir = stat.S_ISDIR(info.st_mode)
-        if any(self.is_secret(part, True) for part in parts[:-1]) or self.is_secret(
-            parts[-1], is_dir
+        if (
+            any(self.is_secret(part, True) for part in parts[:-1])
+            or self.is_secret(parts[-1], is_dir)
+            or (os.path.islink(given) and self._secret_target(given))
         ):
             self._secret_named(given)
             return
@@ -264,6 +266,16 @@ class Walker:
             yield FoundFile(given, given)
         else:
             self.report.warn(f"{given}: not a regular file or directory, skipped")
+
+    def _secret_target(self, path: str) -> bool:
+        """A symlink is judged by where it leads too: ``notes.txt -> ../.env`` is the .env."""
+        if self.secrets is None:
+            return False
+        target = os.path.realpath(path)
+        parts = target.split(os.sep)
+        return any(self.is_secret(part, True) for part in parts[:-1] if part) or self.is_secret(
+            parts[-1], os.path.isdir(target)
+        )
 
     def _secret_named(self, given: str) -> None:
         self.report.secrets += 1
@@ -304,6 +316,9 @@ class Walker:
             if not self._selected(layers, entry.path, rel, entry.name, is_dir):
                 continue
             if self.is_secret(entry.name, is_dir):
+                self.report.secrets += 1
+                continue
+            if is_link and self._secret_target(entry.path):
                 self.report.secrets += 1
                 continue
             if is_link:

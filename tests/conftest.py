@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +12,37 @@ from typing import Any
 import orjson
 import pytest
 
+import rerank_cli.redact
 from rerank_cli.cli import main
+from rerank_cli.profiles import BUILTIN
 from rerank_cli.terminal import Environment
+
+# --- The host's environment, cleaned at import time (subprocesses copy os.environ) --------------
+
+LOOPBACK_HOSTS = "127.0.0.1,localhost,::1"
+_PROXY_VARIABLES = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"}
+_KEY_VARIABLES = {"GR_KEY"} | {name for p in BUILTIN.values() for name in p.key_env}
+
+
+def _changes_results(name: str) -> bool:
+    """A host setting that would route test traffic elsewhere or change what the CLI does.
+    RERANK_REQUIRE_* are the suite's own switches (CI turns skips into failures with them)."""
+    upper = name.upper()
+    if upper in _PROXY_VARIABLES or upper in _KEY_VARIABLES or upper.endswith("_API_KEY"):
+        return True
+    return upper.startswith("RERANK_") and not upper.startswith("RERANK_REQUIRE_")
+
+
+for _name in [name for name in os.environ if _changes_results(name)]:
+    del os.environ[_name]
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = LOOPBACK_HOSTS
+
+
+@pytest.fixture(autouse=True)
+def fresh_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty redaction registry per test: a key registered by an earlier test would hide a
+    leak in this one (the CLI must register every key it uses itself)."""
+    monkeypatch.setattr(rerank_cli.redact, "_secrets", set())
 
 
 @dataclass

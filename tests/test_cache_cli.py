@@ -128,3 +128,16 @@ def test_cache_is_a_subcommand_not_a_query(cli: RunCli) -> None:
     assert result.exit_code == 0
     for command in ("path", "stats", "clear"):
         assert command in result.text
+
+
+def test_the_cache_file_is_in_wal_mode_after_a_run(api_cli: RunCli, db_path: Path) -> None:
+    """WAL lets concurrent runs read while one writes (issue 4); the mode lives in the file."""
+    import sqlite3
+    from contextlib import closing
+
+    result = api_cli("capital of France", "Paris is the capital of France.", "Bananas.")
+    assert result.exit_code == 0, result.stderr
+    assert db_path.exists()
+    with closing(sqlite3.connect(db_path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT count(*) FROM scores").fetchone()[0] == 2

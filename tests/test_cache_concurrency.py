@@ -44,6 +44,7 @@ class Engine:
             on_scores(positions, [scores[i] for i in positions])
         return scores
 
+Path(f"{go}.ready.{os.getpid()}").touch()  # imports done: ready to start with the others
 while not go.exists():
     time.sleep(0.005)
 warnings = []
@@ -75,15 +76,29 @@ def run_workers(
         )
         for a, b in ranges
     ]
-    time.sleep(0.5)  # let every interpreter start, so they really begin together
-    go.touch()
-    reports = []
-    for worker in workers:
-        out, err = worker.communicate(timeout=300)
-        assert worker.returncode == 0, err
-        assert err == ""
-        reports.append(json.loads(out))
+    try:
+        # Every interpreter has started and imported, so they really begin together.
+        ready = [Path(f"{go}.ready.{worker.pid}") for worker in workers]
+        deadline = time.monotonic() + 120
+        while not all(r.exists() for r in ready) and time.monotonic() < deadline:
+            assert all(w.poll() is None for w in workers), "a worker died before the start"
+            time.sleep(0.005)
+        assert all(r.exists() for r in ready), "the workers did not start within 120 s"
+        go.touch()
+        reports = []
+        for worker in workers:
+            out, err = worker.communicate(timeout=300)
+            assert worker.returncode == 0, err
+            assert err == ""
+            reports.append(json.loads(out))
+    finally:
+        for worker in workers:  # after a failure: none is left running or unreaped
+            if worker.poll() is None:
+                worker.kill()
+            worker.communicate()
     go.unlink()
+    for r in ready:
+        r.unlink()
     return reports
 
 

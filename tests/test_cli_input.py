@@ -56,7 +56,11 @@ def test_stdin_is_read_when_no_documents_are_given(cli: RunCli) -> None:
 def test_no_documents_on_a_terminal_is_a_usage_error(cli: RunCli) -> None:
     result = cli("q", *LEX, stdin_tty=True)
     assert result.exit_code == 2
-    assert "no documents" in result.stderr
+    assert result.stderr.splitlines() == [
+        "rerank: error: no documents: give them as arguments, with -i FILE, or on stdin "
+        "(e.g. rg -n TODO | rerank 'query'); see rerank --help"
+    ]
+    assert result.stdout == b""
 
 
 def test_empty_input_exits_1(cli: RunCli) -> None:
@@ -108,6 +112,26 @@ def test_unreadable_inputs_exit_2(
     assert result.exit_code == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_file_without_read_permission_exits_2_naming_it(
+    cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tests run as root, who may read any file: the denial is simulated for this path only.
+    locked = tmp_path / "locked.txt"
+    locked.write_bytes(b"secret plans\n")
+    read_bytes = Path.read_bytes
+
+    def denied(self: Path) -> bytes:
+        if self.resolve() == locked.resolve():
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    result = cli("q", "-i", str(locked), *LEX)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [f"rerank: error: {locked}: permission denied"]
+    assert result.stdout == b""
 
 
 def test_invalid_json_names_file_and_line_then_skip_invalid(cli: RunCli, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,12 +33,9 @@ pytestmark = pytest.mark.skipif(not RERANK.exists(), reason=f"{RERANK} is not in
 
 
 def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The process's environment without any key or setting from outside, plus ``extra``."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("RERANK_") and name not in ("GR_KEY", "NO_COLOR")
-    }
+    """The process's environment (conftest removed keys and settings) without NO_COLOR, plus
+    ``extra``."""
+    env = {name: value for name, value in os.environ.items() if name != "NO_COLOR"}
     env.update(RERANK_CONFIG_DIR=str(tmp_path / "config"), RERANK_CACHE_DIR=str(tmp_path / "cache"))
     env.update(extra)
     return env
@@ -112,10 +110,21 @@ def test_broken_pipe_ends_quietly(
         stderr=subprocess.PIPE,
     )
     assert process.stdout is not None and process.stderr is not None
-    first = process.stdout.readline()
-    process.stdout.close()  # like `head -1`: read one line, go away
-    stderr = process.stderr.read()
-    code = process.wait(60)
+    # Reads below have no timeout of their own: a stuck process is killed, which ends them.
+    watchdog = threading.Timer(60, process.kill)
+    watchdog.start()
+    try:
+        first = process.stdout.readline()
+        process.stdout.close()  # like `head -1`: read one line, go away
+        stderr = process.stderr.read()
+        code = process.wait(60)
+    finally:
+        watchdog.cancel()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+    assert code != -signal.SIGKILL, "killed: no output within 60 s"
     assert orjson.loads(first)["rank"] == 1
     assert (code, stderr) == (0, b"")
 

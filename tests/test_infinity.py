@@ -230,6 +230,22 @@ def test_ranking_equals_the_servers_own_order_across_batches(
     assert wait_for_requests(infinity, before + 5) - before == 5
 
 
+def test_the_infinity_profile_with_its_own_key_variable(cli: RunCli, infinity: Infinity) -> None:
+    """``-P infinity``: the key from INFINITY_API_KEY (GR_KEY unset), infinity's path."""
+    scores = infinity.scores(QUERY, DOCUMENTS)
+    before = infinity.requests_served()
+    args = ("-P", "infinity", "--base-url", infinity.base_url, "-m", MODEL_NAME, "-o", "jsonl")
+
+    result = cli(QUERY, *DOCUMENTS, *args, env={"INFINITY_API_KEY": KEY})
+
+    assert result.exit_code == 0, result.stderr
+    assert KEY not in result.stderr
+    records = result.records()
+    assert [r["index"] for r in records] == server_order(scores)
+    assert [r["score"] for r in records] == pytest.approx(sorted(scores, reverse=True), abs=1e-5)
+    assert wait_for_requests(infinity, before + 1) > before  # the server answered, not a cache
+
+
 def test_top_k_keeps_the_servers_best(cli: RunCli, infinity: Infinity) -> None:
     best = server_order(infinity.scores(QUERY, DOCUMENTS))
 
@@ -296,9 +312,9 @@ def test_any_batching_gives_the_servers_scores(
     the score the server gives it in one request, and the order follows those scores."""
     scores = infinity.scores("capital of france", documents)
 
-    result = run_cli(
-        cli, infinity, "capital of france", *documents, "--batch-size", str(batch_size)
-    )
+    # --no-cache: every example asks the server (the cache would answer repeats from before).
+    batching = ("--batch-size", str(batch_size), "--no-cache")
+    result = run_cli(cli, infinity, "capital of france", *documents, *batching)
 
     assert result.exit_code == 0, result.stderr
     records = result.records()

@@ -22,8 +22,12 @@ from tests.conftest import CliResult, RunCli
 
 RG = shutil.which("rg")
 GREP = shutil.which("grep")
-needs_rg = pytest.mark.skipif(RG is None, reason="ripgrep not installed (apt-get install ripgrep)")
-needs_grep = pytest.mark.skipif(GREP is None, reason="grep not installed")
+# CI (.ci/run) sets RERANK_REQUIRE_TOOLS=1: a missing tool then fails these tests, not skips them.
+REQUIRE_TOOLS = os.environ.get("RERANK_REQUIRE_TOOLS") == "1"
+needs_rg = pytest.mark.skipif(
+    RG is None and not REQUIRE_TOOLS, reason="ripgrep not installed (apt-get install ripgrep)"
+)
+needs_grep = pytest.mark.skipif(GREP is None and not REQUIRE_TOOLS, reason="grep not installed")
 
 QUERY = "retry the connection with exponential backoff"
 BEST = ("src/retry.py", 2)  # the one TODO line that shares the query's words
@@ -59,13 +63,14 @@ def tree(tmp_path: Path) -> Path:
     return fx.build(tmp_path / "tree")
 
 
-def run_tool(tool: str, flags: list[str], cwd: Path) -> bytes:
+def run_tool(tool: str, flags: list[str], cwd: Path, target: str = ".") -> bytes:
+    """``rg FLAGS TODO [target]`` or ``grep FLAGS TODO target`` in ``cwd``; its stdout."""
     if tool == "rg":
-        assert RG is not None
-        command = [RG, *flags, fx.PATTERN]
+        assert RG is not None, "rg is not installed"
+        command = [RG, *flags, fx.PATTERN, *([target] if target != "." else [])]
     else:
-        assert GREP is not None
-        command = [GREP, *flags, fx.PATTERN, "."]
+        assert GREP is not None, "grep is not installed"
+        command = [GREP, *flags, fx.PATTERN, target]
     env = {**os.environ, "LC_ALL": "C"}
     done = subprocess.run(command, cwd=cwd, capture_output=True, env=env, check=False)
     assert done.returncode in (0, 1), done.stderr  # 1 would be: no match (asserted below)
@@ -153,6 +158,62 @@ def test_grep_output(
     check(out, rank(cli, out, "plain"), rank(cli, out, "jsonl"), with_line="n" in flags[0])
 
 
+# A lone line `TODO: fix 1:2:3 parser colon` (or `3:TODO: fix …` with -n) fits
+# `path:line:text` too, and with no such path on disk the reader's rule 3 takes that shape:
+# the scored text becomes "3 parser colon". Reported to the lead as a product bug.
+MISREAD = pytest.mark.xfail(strict=True, reason="a lone `a: b 1:2:3` line is read as path:line")
+SINGLE_FILES = [
+    "src/retry.py",
+    pytest.param("weird:name.txt", marks=MISREAD),
+    "crlf.txt",
+    "latin1.txt",
+]
+
+
+@pytest.mark.parametrize("name", SINGLE_FILES)
+@pytest.mark.parametrize(
+    "tool",
+    [pytest.param("rg", marks=needs_rg), pytest.param("grep", marks=needs_grep)],
+)
+def test_a_single_file(
+    cli: RunCli, tree: Path, monkeypatch: pytest.MonkeyPatch, tool: str, name: str
+) -> None:
+    """`rg -n TODO FILE` prints `line:text`, `grep TODO FILE` the bare text: no path in either.
+    The query puts the last TODO of src/retry.py (`TODO:1:2:3 …`, which looks like a prefix)
+    first, so the output really is reordered."""
+    with_line = tool == "rg"
+    out = run_tool(tool, ["-n"] if with_line else [], tree, target=name)
+    monkeypatch.chdir(tree)
+    query = "looks like a prefix"
+    plain = cli(query, "--grep", *LEXICAL, "-o", "plain", stdin=out)
+    jsonl = cli(query, "--grep", *LEXICAL, "-o", "jsonl", stdin=out)
+    assert plain.exit_code == 0, plain.stderr
+    assert jsonl.exit_code == 0, jsonl.stderr
+    records = jsonl.records()
+    expected = fx.matches({name})
+
+    # Every match is one document, its text the match text; no path where none was printed.
+    assert all(r["path"] is None for r in records)
+    if with_line:
+        found = Counter((r["line"], r["text"]) for r in records)
+        assert found == Counter((m.line, m.text) for m in expected)
+    else:
+        assert all(r["line"] is None for r in records)
+        assert Counter(r["text"] for r in records) == Counter(m.text for m in expected)
+
+    # Plain output: the input lines, byte for byte, in the order of the ranking.
+    shown = lines_of(plain.stdout)
+    assert Counter(shown) == Counter(lines_of(out))
+    if with_line:
+        assert [int(line.split(b":", 1)[0]) for line in shown] == [r["line"] for r in records]
+    else:
+        texts = [fx.plain_line(line).decode("utf-8", "replace") for line in shown]
+        assert texts == [r["text"] for r in records]
+    if name == "src/retry.py":
+        assert records[0]["text"] == "# TODO:1:2:3 looks like a prefix"
+        assert shown[0] != lines_of(out)[0]
+
+
 @needs_rg
 @pytest.mark.parametrize("flags", [["-n", "--no-heading", "-C2"], ["-H", "--no-heading"]])
 def test_grep_root_stands_in_for_the_working_directory(
@@ -238,7 +299,7 @@ def test_rg_json(
 @needs_rg
 def test_a_real_shell_pipeline(tree: Path, tmp_path: Path) -> None:
     """`rg -n --no-heading TODO src | rerank … --grep -o plain -k 1` through real pipes."""
-    assert RG is not None
+    assert RG is not None, "rg is not installed"
     env = {
         **os.environ,
         "RERANK_CONFIG_DIR": str(tmp_path / "config"),

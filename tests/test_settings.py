@@ -19,6 +19,33 @@ def test_option_beats_environment_beats_config_beats_default() -> None:
     assert settings.concurrency == Settings().concurrency
 
 
+# Issue 2's documented defaults, written out here rather than read from the code under test.
+DOCUMENTED_DEFAULTS = {
+    "engine": "api",
+    "base_url": "https://gigarouter.ai/v1",
+    "model": "Qwen/Qwen3-Reranker-0.6B",
+    "batch_size": 64,
+    "max_request_bytes": 4_000_000,
+    "concurrency": 4,
+    "max_retries": 6,
+    "timeout": 60,
+    "wait_cold": 30,
+    "backoff_base": 0.5,
+    "backoff_cap": 30,
+    "api_key": None,
+    "allow_insecure": False,
+}
+
+
+@pytest.mark.parametrize(
+    "settings", [Settings(), resolve({}, {}, {})], ids=["Settings()", "resolved-from-nothing"]
+)
+def test_documented_defaults(settings: Settings) -> None:
+    actual = {name: getattr(settings, name) for name in DOCUMENTED_DEFAULTS}
+    assert actual == DOCUMENTED_DEFAULTS
+    assert settings.rerank_url == "https://gigarouter.ai/v1/rerank"
+
+
 def test_key_sources_and_their_order() -> None:
     config = {"api_key": "config-key"}
     assert resolve({}, {}, config).api_key_origin == "config file"

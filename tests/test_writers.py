@@ -47,10 +47,6 @@ def test_plain_is_the_raw_records_byte_for_byte() -> None:
     assert render("plain") == b'tab\there\r\n{"text": "b", "k": 1}\nno newline\n'
 
 
-def test_plain_nul_terminated() -> None:
-    assert render("plain", null=True) == b'tab\there\x00{"text": "b", "k": 1}\x00no newline\x00'
-
-
 def test_tsv_escapes() -> None:
     assert render("tsv") == b"0.9000\ttab\\there\n0.5000\tb\n0.2500\tno newline\n"
 

@@ -73,6 +73,14 @@ def run(args: Sequence[str], environment: Environment | None = None) -> int:
         return int(error.exit_code)
     except KeyboardInterrupt:
         return int(ExitCode.INTERRUPTED)
+    except Exception as error:  # a bug: say so in one line, never as "nothing found" (exit 1)
+        if env.env.get("RERANK_DEBUG"):
+            raise
+        detail = redact(f"{type(error).__name__}: {error}")
+        env.stderr.write(
+            f"rerank: internal error: {detail} (please report it; RERANK_DEBUG=1 shows where)\n"
+        )
+        return int(ExitCode.API_FAILED)
     return 0
 
 

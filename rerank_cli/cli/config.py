@@ -14,7 +14,7 @@ def path(ctx: typer.Context) -> None:
     """Print the config file's path."""
     from rerank_cli import config
 
-    typer.echo(str(config.config_path(ctx.obj.env)))
+    ctx.obj.stdout.write(f"{config.config_path(ctx.obj.env)}\n".encode())
 
 
 @app.command()
@@ -22,7 +22,7 @@ def show(ctx: typer.Context) -> None:
     """Print the config file, keys redacted."""
     from rerank_cli import configuration
 
-    typer.echo(configuration.show(ctx.obj.env), nl=False)
+    ctx.obj.stdout.write(configuration.show(ctx.obj.env).encode())
 
 
 @app.command("set")

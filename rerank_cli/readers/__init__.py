@@ -29,7 +29,7 @@ def detect(data: bytes, grep_root: str | None = None) -> str:
     ``rg-json`` when that is an ``rg --json`` event, else ``jsonl``; ``grep`` when most of the
     first lines are ``path:line:text`` with the path a file on disk; else ``lines``."""
     head = strip_bom(data).lstrip()
-    if head.startswith(b"["):
+    if head.startswith(b"[") and _looks_like_json_array(head):
         return "json"
     for _, raw in split_lines(head):
         line = chomp(raw).strip()
@@ -45,6 +45,13 @@ def detect(data: bytes, grep_root: str | None = None) -> str:
                 return "lines"
         return "grep" if grep.looks_like_grep(head, grep_root) else "lines"
     return "lines"
+
+
+def _looks_like_json_array(head: bytes) -> bool:
+    """An array of strings or objects starts ``["`` or ``[{`` (or ``[`` alone on its line);
+    a log line such as ``[INFO] started`` or ``[2026-01-01 12:00] …`` does not."""
+    rest = head[1:].lstrip(b" \t\r")
+    return rest[:1] in (b'"', b"{", b"\n", b"]") or rest == b""
 
 
 def read(data: bytes, name: str, options: ReadOptions, report: ReadReport) -> Iterator[Document]:

@@ -47,11 +47,15 @@ def write_models(
 
 
 def write_account(payload: Any, fmt: str, out: IO[bytes]) -> None:
+    """The balance; anything the server echoes back passes the redaction (it was sent the key
+    in the URL)."""
+    from rerank_cli.redact import redact
+
     if fmt in ("json", "jsonl") or not isinstance(payload, dict):
-        out.write(orjson.dumps(payload) + b"\n")
+        out.write(redact(orjson.dumps(payload).decode()).encode() + b"\n")
         return
     balance = payload.get("balance")
     currency = payload.get("currency", "USD")
     shown = f"{balance:,.6g}" if isinstance(balance, (int, float)) else str(balance)
     rest = ", ".join(f"{k}: {v}" for k, v in payload.items() if k not in ("balance", "currency"))
-    out.write(f"balance: {shown} {currency}{'; ' + rest if rest else ''}\n".encode())
+    out.write(redact(f"balance: {shown} {currency}{'; ' + rest if rest else ''}\n").encode())

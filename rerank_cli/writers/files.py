@@ -14,6 +14,7 @@ import orjson
 
 from rerank_cli.documents import Result
 from rerank_cli.writers.base import WriteOptions, render
+from rerank_cli.writers.text import escape_tsv
 
 FORMATS = ("table", "plain", "jsonl", "json", "tsv")
 
@@ -72,15 +73,12 @@ def write_plain(results: Sequence[Result], out: IO[bytes], options: WriteOptions
     out.write(b"".join(os.fsencode(path_of(r)) + end for r in results))
 
 
-_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
 def write_tsv(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
     """``score<TAB>path<TAB>start_line<TAB>end_line``."""
     lines = []
     for r in results:
         start, end = line_range(r)
-        path = path_text(path_of(r)).translate(_TSV_ESCAPES)
+        path = escape_tsv(path_text(path_of(r)))
         lines.append(f"{r.score:.4f}\t{path}\t{start or ''}\t{end or ''}\n")
     out.write("".join(lines).encode("utf-8"))
 

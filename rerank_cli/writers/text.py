@@ -25,15 +25,12 @@ def write_plain(results: Sequence[Result], out: IO[bytes], options: WriteOptions
     """Each original record exactly as read; only a missing final newline is added. A record
     that ends with NUL (``-F nul``) is complete as it is. A document with a ``separator``
     (grep context groups, paragraphs) gets it printed before it, except first."""
-    end = b"\0" if options.null else b"\n"
     parts: list[bytes] = []
     for result in results:
         raw = result.document.raw
-        if options.null:
-            raw = raw.rstrip(b"\r\n")
-        elif parts:
+        if parts:
             parts.append(result.document.separator)
-        parts.append(raw if raw.endswith((end, b"\0")) else raw + end)
+        parts.append(raw if raw.endswith((b"\n", b"\0")) else raw + b"\n")
     out.write(b"".join(parts))
 
 
