@@ -511,6 +511,13 @@ def test_allow_insecure(cli: RunCli, server: RerankServer, monkeypatch: pytest.M
         transports.append(ToLoopback(server))
         return make_engine(*args, **kwargs, transport=transports[-1])
 
+    real_connect = socket.socket.connect
+
+    def loopback_only(self: socket.socket, address: Any) -> None:
+        assert address[0] == "127.0.0.1", f"a connection off loopback: {address!r}"
+        real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", loopback_only)  # should the seam be bypassed
     monkeypatch.setattr(execution, "make_engine", with_transport)
     args = ("--base-url", f"http://{REMOTE}/v1", "--allow-insecure")
     result = no_key(cli(QUERY, PARIS, BANANAS, *args, env={"GR_KEY": TEST_KEY}))

@@ -288,7 +288,7 @@ def test_a_new_profile_from_a_builtin(
     docs = tuple(f"document {n} about a cat" for n in range(7))
     result = cli(QUERY, *docs, "-P", "lab", "-I", INSTRUCTION, env={"LAB_KEY": TEST_KEY})
     assert result.exit_code == 0, result.stderr
-    assert server.batch_sizes == [3, 3, 1]
+    assert sorted(server.batch_sizes) == [1, 3, 3]  # concurrent: any arrival order
     assert all(r.body["instruction"] == INSTRUCTION for r in posts(server))  # vllm's field
     assert all(r.headers["authorization"] == f"Bearer {TEST_KEY}" for r in posts(server))
 
