@@ -31,7 +31,7 @@ infinity-venv:
 test: lint typecheck pytest
 
 demo: install
-	@bash examples/demo.sh
+	@RERANK=$(BIN)/rerank bash examples/demo.sh
 
 bench: install
 	$(BIN)/python -m bench

@@ -12,4 +12,4 @@ else
   engine=lexical
 fi
 echo "demo: rerank \"$query\" -i examples/sample.jsonl --engine $engine -k 5 -o table" >&2
-.venv/bin/rerank "$query" -i examples/sample.jsonl --engine "$engine" -k 5 -o table
+"${RERANK:-.venv/bin/rerank}" "$query" -i examples/sample.jsonl --engine "$engine" -k 5 -o table

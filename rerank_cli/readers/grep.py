@@ -18,8 +18,9 @@ How a line is split (the ambiguity rule):
    (one file with ``-n``), ``text``. Context lines use ``-`` for ``:`` and carry no column; a
    shape with line numbers needs at least one match line (``:``); a column is read when most
    match lines carry one. The shape is judged on the first 500 lines: if any path there exists
-   on disk (rule 4), only existing paths count; if none does, any path not made of digits alone
-   counts. ``path:text`` counts only with paths on disk, so plain text with colons stays text.
+   on disk (rule 4), only existing paths count; if none does, any path counts that is not made
+   of digits alone and holds no ``": "`` (``TODO: fix 1:2:3`` stays text). ``path:text``
+   counts only with paths on disk, so plain text with colons stays text.
 4. Within that shape a line may still split at several places (``a:1:b.txt:2:text``, a path
    with ``-12-`` in a context line, ``C:\\x.py``: a drive letter never ends a path). The split
    whose path exists on disk relative to ``--grep-root`` (default: the working directory) wins,
@@ -99,6 +100,12 @@ class Entry:
     group: int
     number: int  # line in the input, for a Source when the path is unknown
     fields: dict[str, Any] = field(default_factory=dict)
+
+
+def _plausible_path(path: bytes | None) -> bool:
+    """Without the file on disk to prove it, a path does not hold ``": "`` or start with a
+    space: ``TODO: fix 1:2:3`` is text with colons, not the file ``TODO: fix 1`` at line 2."""
+    return path is not None and b": " not in path and not path[:1].isspace()
 
 
 def _all_digits(path: bytes | None) -> bool:
@@ -222,7 +229,9 @@ def infer_shape(bodies: Sequence[bytes], disk: Disk) -> str:
     )
 
     def counts(split: Split) -> bool:
-        return disk.sure(split) if on_disk else not _all_digits(split.path)
+        if on_disk:
+            return disk.sure(split)
+        return not _all_digits(split.path) and _plausible_path(split.path)
 
     fitting = [[s for s in splits if counts(s)] for splits in per_line]
     matches = [
