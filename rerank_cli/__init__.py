@@ -8,12 +8,12 @@ The Python API mirrors the command line::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
+TYPE_CHECKING = False  # not typing's: `rerank --version` should import next to nothing
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from typing import Any
 
     from rerank_cli.documents import Result
 

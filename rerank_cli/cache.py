@@ -415,7 +415,11 @@ def open_cache(
 
 def _connect(path: Path) -> sqlite3.Connection:
     """Open, switch to WAL, create the schema. Raises sqlite3.Error, _Incompatible."""
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT, isolation_level=None)
+    # One thread at a time uses the connection, but not always the one that opened it: batches
+    # are stored by the engine's writer thread.
+    conn = sqlite3.connect(
+        str(path), timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+    )
     try:
 
         def setup() -> None:

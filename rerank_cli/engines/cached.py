@@ -8,6 +8,7 @@ engines (a text's score independent of the other texts): the hosted API, not BM2
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import cast
 
 from rerank_cli.cache import CACHE_MODES, CacheMode, Key, Scope, ScoreCache, make_keys
@@ -89,10 +90,13 @@ class CachedEngine:
             return _fill_copies(scores, copies)
 
         written = [False] * len(misses)
+        # Batches are written by one thread of their own, in order, each as soon as it lands:
+        # a SQLite commit (~1 ms) on the event loop would hold up every request in flight.
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rerank-cache")
 
         def landed(batch: Sequence[int], values: Sequence[float]) -> None:
             positions = [misses[i] for i in batch]
-            cache.store([keys[p] for p in positions], values)
+            writer.submit(cache.store, [keys[p] for p in positions], list(values))
             for i in batch:
                 written[i] = True
             self._sent += len(positions)
@@ -105,6 +109,7 @@ class CachedEngine:
             if late:
                 landed(late, [fresh[i] for i in late])
         finally:
+            writer.shutdown(wait=True)  # everything paid for is stored before we go on
             self._record()
         for position, value in zip(misses, fresh, strict=True):
             scores[position] = value
