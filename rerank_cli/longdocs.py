@@ -4,8 +4,7 @@ the best window's score wins), its first tokens (truncate), or a refusal (error)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
 from rerank_cli import tokens
 from rerank_cli.documents import Chunk, Document
@@ -32,10 +31,34 @@ def _as_the_model_sees_it(settings: Settings, query: str) -> tuple[str, str | No
     return query, instruction if mode == "field" else None
 
 
-@dataclass
 class Limit:
-    tokenizer: tokens.Tokenizer
-    max_tokens: int | None  # None: the provider sets no limit we know of
+    """The most tokens a document may have. Exact Qwen3 limits need the vocabulary (~0.3 s to
+    load), so they are computed only when a document comes near: ``floor``, a bound from the
+    byte estimate, is known at once and never above the exact limit."""
+
+    def __init__(
+        self,
+        tokenizer: tokens.Tokenizer,
+        max_tokens: int | None = None,
+        *,
+        compute: Callable[[], int] | None = None,
+        floor: int | None = None,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self._compute = compute
+        self._max_tokens = max_tokens
+        self.floor = max_tokens if compute is None else floor
+
+    @property
+    def known(self) -> bool:
+        return self._compute is not None or self._max_tokens is not None
+
+    @property
+    def max_tokens(self) -> int | None:
+        """None: the provider sets no limit we know of."""
+        if self._compute is not None:
+            self._max_tokens, self._compute = self._compute(), None
+        return self._max_tokens
 
     def describe(self) -> str:
         if self.max_tokens is None:
@@ -58,10 +81,21 @@ def document_limit(settings: Settings, query: str) -> Limit:
     # The profile's context is its default model's (or the Qwen3 family's): another model
     # served there, say a 512-token cross-encoder, has its own, which we do not know.
     context = profile.context_tokens if qwen3 or settings.model == profile.model else None
+    if qwen3 and context and exact:
+        head = tokens.qwen3_reranker_head(seen_query, instruction)
+        estimated = sum(
+            map(
+                tokens.estimate_tokens,
+                (tokens.QWEN3_RERANKER_PREFIX, head, tokens.QWEN3_RERANKER_SUFFIX),
+            )
+        )
+
+        def compute() -> int:
+            return _checked(tokens.qwen3_document_limit(seen_query, instruction, context), context)
+
+        return Limit(tokenizer, compute=compute, floor=context - estimated)
     if qwen3 and context:
-        if exact:
-            limit = tokens.qwen3_document_limit(seen_query, instruction, context)
-        else:
+        if not exact:
             head = tokens.qwen3_reranker_head(seen_query, instruction)
             prompt = tokens.QWEN3_RERANKER_PREFIX + head + tokens.QWEN3_RERANKER_SUFFIX
             limit = context - tokenizer.count(prompt)
@@ -71,12 +105,16 @@ def document_limit(settings: Settings, query: str) -> Limit:
         limit = context - tokenizer.count(seen_query) - tokenizer.count(instruction or "")
     else:
         return Limit(tokenizer, None)
+    return Limit(tokenizer, _checked(limit, context))
+
+
+def _checked(limit: int, context: int | None) -> int:
     if limit < MIN_DOCUMENT_TOKENS:
         raise UsageError(
             f"the query (with its instruction) leaves {limit} tokens of the model's {context} "
             "for a document: shorten it"
         )
-    return Limit(tokenizer, limit)
+    return limit
 
 
 class LongDocuments:
@@ -89,24 +127,37 @@ class LongDocuments:
         self.truncated = 0
         self.windowed = 0
 
-    def wrap(self, split: Splitter) -> Splitter:
-        max_tokens = self.limit.max_tokens
-        if max_tokens is None:
-            return split
-        tokenizer = self.limit.tokenizer
-        overlap = self.overlap
-        if overlap is None:
-            overlap = min(DEFAULT_OVERLAP, max_tokens // 4)
-        elif self.mode == "chunk" and overlap >= max_tokens:
+    def _overlap(self, max_tokens: int) -> int:
+        if self.overlap is None:
+            return min(DEFAULT_OVERLAP, max_tokens // 4)
+        if self.mode == "chunk" and self.overlap >= max_tokens:
             raise UsageError(
-                f"--chunk-overlap {overlap} must be below the {max_tokens:,} tokens a window "
-                "may hold (--max-tokens)"
+                f"--chunk-overlap {self.overlap} must be below the {max_tokens:,} tokens a "
+                "window may hold (--max-tokens)"
             )
+        return self.overlap
+
+    def wrap(self, split: Splitter) -> Splitter:
+        limit = self.limit
+        if not limit.known:
+            return split
+        tokenizer = limit.tokenizer
+        floor = limit.floor
+        if self.overlap is not None and limit.max_tokens is not None:
+            self._overlap(limit.max_tokens)  # a bad --chunk-overlap is refused at once
 
         def splitter(document: Document) -> Sequence[tuple[Chunk | None, str]]:
             units = split(document)
-            if all(tokenizer.fits(text, max_tokens) for _, text in units):
+            # Most documents are far below the limit: the byte estimate (with the space the
+            # prompt puts before a document) says so without loading a vocabulary.
+            if floor is not None and all(
+                tokens.estimate_tokens(" " + text) <= floor for _, text in units
+            ):
                 return units
+            max_tokens = limit.max_tokens
+            if max_tokens is None or all(tokenizer.fits(text, max_tokens) for _, text in units):
+                return units
+            overlap = self._overlap(max_tokens)
             out: list[tuple[Chunk | None, str]] = []
             for chunk, text in units:
                 if tokenizer.fits(text, max_tokens):
