@@ -226,10 +226,6 @@ class ScoreCache:
             return None
         return None  # pragma: no cover (the loop always returns)
 
-    @property
-    def usable(self) -> bool:
-        return self._conn is not None
-
     def close(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(sqlite3.Error):

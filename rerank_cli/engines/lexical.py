@@ -19,43 +19,13 @@ K1 = 1.2
 B = 0.75
 
 # Words that match everything say nothing about relevance.
-STOPWORDS = frozenset(
-    {
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "do",
-        "does",
-        "for",
-        "from",
-        "how",
-        "in",
-        "is",
-        "it",
-        "of",
-        "on",
-        "or",
-        "that",
-        "the",
-        "this",
-        "to",
-        "was",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-    }
-)
+# fmt: off
+STOPWORDS = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "by", "do", "does", "for", "from", "how", "in",
+    "is", "it", "of", "on", "or", "that", "the", "this", "to", "was", "were", "what", "when",
+    "where", "which", "who", "why", "will", "with",
+})
+# fmt: on
 # Light suffix stripping, so "retried", "retries" and "retry" meet; longest suffix first.
 _SUFFIXES = (("ies", "i"), ("ied", "i"), ("ing", ""), ("es", ""), ("ed", ""), ("s", ""), ("y", "i"))
 
