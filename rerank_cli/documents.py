@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -32,7 +32,7 @@ class Document:
     source: Source | None = None
     record: Any = None
     id: Any = None
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, Any] | None = None  # not an empty dict each: 100,000 documents, 100,000 dicts
     index: int = -1  # 0-based position in the whole input, set when inputs are joined
     # Printed before this record in plain output unless it comes first: grep's ``--`` between
     # context groups, a blank line between paragraphs.

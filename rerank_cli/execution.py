@@ -60,7 +60,10 @@ def plan_work(
     if job.verbose and not limit.tokenizer.exact:  # an estimate is worth knowing about
         env.info(limit.describe())
     long = LongDocuments(limit, settings.long, settings.chunk_overlap)
-    work = pipeline.plan(documents, long.wrap(split))
+    if split is pipeline.whole and long.none_near(d.text for d in documents):
+        work = pipeline.plan(documents)
+    else:
+        work = pipeline.plan(documents, long.wrap(split))
     if long.truncated:
         env.warn(f"{plural(long.truncated, 'document')} truncated to {limit.max_tokens:,} tokens")
     if long.windowed and job.verbose:
@@ -286,11 +289,12 @@ def score(
     job: JobOptions,
 ) -> list[Result]:
     """Score with a progress bar when there is more than one batch to wait for."""
+    from rerank_cli import collector
     from rerank_cli.terminal import progress_bar
 
     settings = job.settings
     many = settings.engine == "api" and len(work.texts) > settings.batch_size
-    with progress_bar(env, enabled=many) as on_progress:
+    with progress_bar(env, enabled=many) as on_progress, collector.resumed():
         return asyncio.run(pipeline.score_plan(query, work, engine, stats, on_progress=on_progress))
 
 

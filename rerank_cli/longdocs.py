@@ -4,7 +4,7 @@ the best window's score wins), its first tokens (truncate), or a refusal (error)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from rerank_cli import tokens
 from rerank_cli.documents import Chunk, Document
@@ -136,6 +136,16 @@ class LongDocuments:
                 "window may hold (--max-tokens)"
             )
         return self.overlap
+
+    def none_near(self, texts: Iterable[str]) -> bool:
+        """True when no text can come near the limit: one len() per text, at the estimate's
+        worst case for every character. Then the texts need no splitter at all."""
+        limit = self.limit
+        if not limit.known:
+            return True
+        longest = max(map(len, texts), default=0)
+        # estimate_tokens(" " + text) ≤ 1 + weight of the text + 1 (see wrap).
+        return limit.floor is not None and longest * tokens.MAX_CHAR_WEIGHT + 2 <= limit.floor
 
     def wrap(self, split: Splitter) -> Splitter:
         limit = self.limit

@@ -55,6 +55,11 @@ class Tokenizer(Protocol):
 # The conservative bound
 
 
+# The largest _char_weight of any code point (U+FDFA's NFKD is 18 characters, 33 bytes); tests
+# check it against every code point of the running Python's Unicode database.
+MAX_CHAR_WEIGHT = 33
+
+
 @functools.lru_cache(maxsize=65536)
 def _char_weight(char: str) -> int:
     """UTF-8 bytes of the longest form a tokenizer may see this character in.

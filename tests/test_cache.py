@@ -193,8 +193,16 @@ def test_same_endpoint_different_path_is_a_different_key() -> None:
 # ---------------------------------------------------------------------------- the store
 
 
+@pytest.fixture(params=["json_each", "chunks"])
+def fetcher(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Lookups both ways: one JSON array (SQLite ≥ 3.38) and chunks of placeholders (older)."""
+    if request.param == "chunks":
+        monkeypatch.setattr(cache_module, "_has_json_each", lambda: False)
+    return str(request.param)
+
+
 def test_lookup_returns_what_was_stored_and_none_for_the_rest(
-    db_path: Path, warnings: list[str]
+    db_path: Path, warnings: list[str], fetcher: str
 ) -> None:
     keys = make_keys(SCOPE, QUERY, TEXTS)
     with open_store(db_path, warnings) as store:
@@ -205,7 +213,7 @@ def test_lookup_returns_what_was_stored_and_none_for_the_rest(
     assert warnings == []
 
 
-def test_lookup_over_many_chunks(db_path: Path, warnings: list[str]) -> None:
+def test_lookup_over_many_chunks(db_path: Path, warnings: list[str], fetcher: str) -> None:
     texts = [f"t{i}" for i in range(cache_module.LOOKUP_CHUNK * 3 + 7)]
     keys = make_keys(SCOPE, QUERY, texts)
     scores = [i / len(texts) for i in range(len(texts))]
@@ -216,14 +224,25 @@ def test_lookup_over_many_chunks(db_path: Path, warnings: list[str]) -> None:
 
 
 def test_a_row_id_collision_with_another_checksum_is_a_miss(
-    db_path: Path, warnings: list[str]
+    db_path: Path, warnings: list[str], fetcher: str
 ) -> None:
     with open_store(db_path, warnings) as store:
         store.store([(42, 1)], [0.5])
         assert store.lookup([(42, 2), (42, 1)]) == [None, 0.5]
 
 
-def test_scores_round_trip_exactly(db_path: Path, warnings: list[str]) -> None:
+def test_extreme_row_ids_and_repeated_keys(
+    db_path: Path, warnings: list[str], fetcher: str
+) -> None:
+    low, high = -(2**63), 2**63 - 1  # a row id is any signed 64-bit integer
+    with open_store(db_path, warnings) as store:
+        store.store([(low, 1), (high, 2), (0, 3)], [0.25, 0.5, 0.75])
+        keys = [(high, 2), (low, 1), (high, 2), (low, 9), (7, 7), (0, 3)]
+        assert store.lookup(keys) == [0.5, 0.25, 0.5, None, None, 0.75]
+    assert warnings == []
+
+
+def test_scores_round_trip_exactly(db_path: Path, warnings: list[str], fetcher: str) -> None:
     values = [0.1 + 0.2, 1e-300, -3.5, 0.0, 0.9999999999999999]
     keys = make_keys(SCOPE, QUERY, [str(v) for v in values])
     with open_store(db_path, warnings) as store:
@@ -231,7 +250,7 @@ def test_scores_round_trip_exactly(db_path: Path, warnings: list[str]) -> None:
         assert store.lookup(keys) == values
 
 
-def test_nan_is_not_cached(db_path: Path, warnings: list[str]) -> None:
+def test_nan_is_not_cached(db_path: Path, warnings: list[str], fetcher: str) -> None:
     keys = make_keys(SCOPE, QUERY, ["a", "b"])
     with open_store(db_path, warnings) as store:
         store.store(keys, [float("nan"), 0.5])
@@ -239,7 +258,9 @@ def test_nan_is_not_cached(db_path: Path, warnings: list[str]) -> None:
     assert warnings == []
 
 
-def test_ttl_makes_old_entries_misses(db_path: Path, warnings: list[str], clock: Clock) -> None:
+def test_ttl_makes_old_entries_misses(
+    db_path: Path, warnings: list[str], clock: Clock, fetcher: str
+) -> None:
     keys = make_keys(SCOPE, QUERY, ["old", "new"])
     with open_store(db_path, warnings, clock) as store:
         store.store(keys[:1], [0.1])

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Sequence
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rerank_cli.documents import Chunk, Document
+from rerank_cli.documents import Chunk, Document, Result
 from rerank_cli.engines.base import ScoreCallback, Stats
-from rerank_cli.pipeline import Filters, plan, rank, score_documents
+from rerank_cli.pipeline import Filters, fold, plan, rank, score_documents
 
 
 class LengthEngine:
@@ -68,6 +69,33 @@ def test_rank_orders_by_score_then_input_order_and_filters_after() -> None:
     assert [(r.rank, r.document.text) for r in ranked] == [(1, "bb"), (2, "cc"), (3, "a"), (4, "d")]
     assert [r.rank for r in rank(results, Filters(top_k=3, min_score=1.5))] == [1, 2]
     assert [r.rank for r in rank(results, Filters(top_k=1))] == [1]
+
+
+@given(st.lists(st.sampled_from(["a", "b", "c", "", "a b"]), max_size=30))
+def test_the_whole_document_plan_equals_the_general_one(texts: list[str]) -> None:
+    docs = documents(*texts)
+    fast = plan(docs)  # the whole-document shortcut
+    general = plan(docs, lambda d: ((None, d.text),))
+    assert (fast.texts, fast.units) == (general.texts, general.units)
+    assert fast.whole and not general.whole
+    scores = [float(len(t)) for t in fast.texts]
+    folded = [(r.document.index, r.score, r.chunk) for r in fold(fast, scores)]
+    assert folded == [(r.document.index, r.score, r.chunk) for r in fold(general, scores)]
+
+
+@given(st.lists(st.integers(0, 3), max_size=30), st.randoms(use_true_random=False))
+def test_rank_breaks_ties_by_input_order_whatever_order_it_is_given(
+    scores: list[int], shuffler: random.Random
+) -> None:
+    results = [
+        Result(0, float(s), d) for s, d in zip(scores, documents(*"x" * len(scores)), strict=True)
+    ]
+    shuffled = results[:]
+    shuffler.shuffle(shuffled)
+    ranked = rank(shuffled)
+    expected = sorted(results, key=lambda r: (-r.score, r.document.index))
+    assert [r.document.index for r in ranked] == [r.document.index for r in expected]
+    assert [r.rank for r in ranked] == list(range(1, len(scores) + 1))
 
 
 def test_empty_plan() -> None:

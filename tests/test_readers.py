@@ -115,6 +115,33 @@ def test_json_errors() -> None:
         docs(b'{"text": "a"}', format="json")
 
 
+def reference_lines(data: bytes, name: str, report: ReadReport) -> list[tuple[str, bytes, int]]:
+    """The lines format as specified, one line at a time: what the fast reader must equal."""
+    out = []
+    for number, raw in split_lines(data.removeprefix(b"\xef\xbb\xbf")):
+        body = raw.removesuffix(b"\n").removesuffix(b"\r") if raw.endswith(b"\n") else raw
+        if body.strip():
+            out.append((report.decode(body, name), raw, number))
+    return out
+
+
+LINE_BYTES = st.lists(
+    st.sampled_from(
+        [b"a", b"\xc3\xa9", b" ", b"\t", b"\r", b"\n", b"\r\n", b"\xff", b"\x0b", b"\xef\xbb\xbf"]
+    ),
+    max_size=40,
+).map(b"".join)
+
+
+@given(st.one_of(LINE_BYTES, st.binary(max_size=200)))
+def test_lines_reader_matches_the_line_by_line_definition(data: bytes) -> None:
+    expected_report, report = ReadReport(), ReadReport()
+    expected = reference_lines(data, "f", expected_report)
+    found = list(read(data, "f", ReadOptions(format="lines"), report))
+    assert [(d.text, d.raw, d.source.line) for d in found] == expected
+    assert report.warnings == expected_report.warnings
+
+
 @given(st.binary(max_size=200))
 def test_split_lines_rebuilds_the_input(data: bytes) -> None:
     assert b"".join(raw for _, raw in split_lines(data)) == data

@@ -365,6 +365,19 @@ def test_composition_never_lengthens_utf8() -> None:
         assert len(syllable.encode()) <= len(unicodedata.normalize("NFD", syllable).encode())
 
 
+def test_max_char_weight_bounds_every_code_point() -> None:
+    # LongDocuments.none_near skips the per-text estimate when the longest text, at this weight
+    # per character, is within the limit: the constant must be the true maximum.
+    weight = tokens._char_weight.__wrapped__  # not through the LRU cache: 1.1 M characters
+    heaviest = 4  # a character no normalisation or case mapping changes: its UTF-8 length
+    nfkd = unicodedata.normalize
+    for code in range(0x110000):
+        char = chr(code)
+        if nfkd("NFKD", char) != char or char.lower() != char or char.casefold() != char:
+            heaviest = max(heaviest, weight(char))
+    assert heaviest == tokens.MAX_CHAR_WEIGHT
+
+
 def test_estimate_covers_normalisation_that_grows_text() -> None:
     assert estimate_tokens("\ufdfa") >= len(unicodedata.normalize("NFKC", "\ufdfa").encode())
     assert estimate_tokens("\u0958" * 10) >= QWEN.count("\u0958" * 10)

@@ -35,6 +35,8 @@ def main(argv: Sequence[str] | None = None, environment: Environment | None = No
         line = f"rerank {__version__}\n".encode()
         (environment.stdout if environment else sys.stdout.buffer).write(line)
         return 0
+    from rerank_cli import collector
     from rerank_cli.cli.app import run
 
-    return run(route(args), environment)
+    with collector.paused():
+        return run(route(args), environment)

@@ -48,7 +48,7 @@ class CachedEngine:
             return await self.inner.score(query, texts, on_scores)
 
         keys = make_keys(self.scope, query, texts)
-        unique, copies = _distinct(keys)
+        unique, copies = _distinct(keys, texts)
         wanted = keys if not copies else [keys[p] for p in unique]
         if self.mode == "normal":
             cached = cache.lookup(wanted, self.ttl_days)
@@ -134,10 +134,14 @@ class CachedEngine:
             self.cache.record_run(self._hits, self._misses, self._sent)
 
 
-def _distinct(keys: Sequence[Key]) -> tuple[Sequence[int], dict[int, list[int]]]:
+def _distinct(
+    keys: Sequence[Key], texts: Sequence[str]
+) -> tuple[Sequence[int], dict[int, list[int]]]:
     """Positions of the first text with each key, and the later positions sharing it. The
     pipeline already dedups, so the usual answer is every position and no copies."""
-    if len(set(keys)) == len(keys):
+    # Distinct texts have distinct keys. Strings keep their hash, tuples of ints do not: this
+    # check costs a tenth of one over the keys.
+    if len(set(texts)) == len(texts):
         return range(len(keys)), {}
     first: dict[Key, int] = {}
     copies: dict[int, list[int]] = {}

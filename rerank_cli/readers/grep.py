@@ -417,7 +417,7 @@ def _document(
         text=text,
         raw=b"".join(e.raw for e in members),
         source=source,
-        fields=dict(main.fields),
+        fields=dict(main.fields or ()),
         separator=separator or b"",
     )
 

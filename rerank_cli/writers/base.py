@@ -25,7 +25,8 @@ def record(result: Result) -> dict[str, Any]:
         "index": doc.index,
         "text": doc.text,
     }
-    out.update(doc.fields)
+    if doc.fields:
+        out.update(doc.fields)
     if doc.id is not None:
         out["id"] = doc.id
     if doc.source is not None:
