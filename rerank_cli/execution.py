@@ -293,6 +293,10 @@ def score(
     from rerank_cli.terminal import progress_bar
 
     settings = job.settings
+    if settings.engine == "api" and work.texts:
+        from rerank_cli.client import load_http_stack
+
+        load_http_stack()  # start-up, not scoring: before the clock of -v starts
     many = settings.engine == "api" and len(work.texts) > settings.batch_size
     with progress_bar(env, enabled=many) as on_progress, collector.resumed():
         return asyncio.run(pipeline.score_plan(query, work, engine, stats, on_progress=on_progress))

@@ -139,6 +139,29 @@ def _items(payload: Any) -> list[Any] | None:
     return None
 
 
+def _well_formed(items: list[Any], count: int) -> list[float] | None:
+    """The scores of a well-formed answer, checked a column at a time (this runs for every
+    batch, on the event loop: twice as fast as the item-by-item loop); None if anything is
+    off, for that loop to say what."""
+    if len(items) != count or not all(type(item) is dict for item in items):
+        return None
+    key = "relevance_score" if count and "relevance_score" in items[0] else "score"
+    try:
+        indexes = [item["index"] for item in items]
+        values = [item[key] for item in items]
+    except KeyError:
+        return None
+    # Exact types: orjson makes exact ints and floats, and a bool is neither.
+    if not all(type(i) is int for i in indexes) or sorted(indexes) != list(range(count)):
+        return None
+    if not all((type(v) is float or type(v) is int) and math.isfinite(v) for v in values):
+        return None
+    scores = [0.0] * count
+    for index, value in zip(indexes, values, strict=True):
+        scores[index] = float(value)
+    return scores
+
+
 def parse_response(body: bytes, count: int) -> list[float]:
     """The scores, in the order of the documents sent; raises :class:`BadResponse`."""
     try:
@@ -148,6 +171,10 @@ def parse_response(body: bytes, count: int) -> list[float]:
     items = _items(payload)
     if items is None:
         raise _bad("no results list", body)
+    fast = _well_formed(items, count)
+    if fast is not None:
+        return fast
+    # Something is wrong: find what, item by item, to say so.
     scores: list[float | None] = [None] * count
     # Exact type checks (orjson makes exact dicts, ints and floats): they also keep out bools,
     # and this loop runs for every document scored.
