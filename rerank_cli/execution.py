@@ -293,13 +293,26 @@ def score(
     from rerank_cli.terminal import progress_bar
 
     settings = job.settings
-    if settings.engine == "api" and work.texts:
+    if settings.engine == "api" and work.texts and _will_send(query, work, engine, stats):
         from rerank_cli.client import load_http_stack
 
-        load_http_stack()  # start-up, not scoring: before the clock of -v starts
+        load_http_stack()  # start-up, not scoring: outside the clock of -v
     many = settings.engine == "api" and len(work.texts) > settings.batch_size
     with progress_bar(env, enabled=many) as on_progress, collector.resumed():
         return asyncio.run(pipeline.score_plan(query, work, engine, stats, on_progress=on_progress))
+
+
+def _will_send(query: str, work: pipeline.Plan, engine: Engine, stats: Stats) -> bool:
+    """Whether the cache leaves anything to send. The lookup is timed as scoring, and the
+    engine reuses it."""
+    from rerank_cli.engines.cached import CachedEngine
+
+    if not isinstance(engine, CachedEngine):
+        return True
+    started = time.perf_counter()
+    pending = engine.pending(query, work.texts)
+    stats.elapsed += time.perf_counter() - started
+    return bool(pending)
 
 
 def report_dry_run(

@@ -106,8 +106,10 @@ async def score_plan(
             done += len(positions)
             on_progress(done, total)
 
-    scores = await engine.score(query, work.texts, on_scores) if work.texts else []
-    stats.elapsed += time.perf_counter() - started
+    try:
+        scores = await engine.score(query, work.texts, on_scores) if work.texts else []
+    finally:  # a failed run's --stats says how long it tried
+        stats.elapsed += time.perf_counter() - started
     return fold(work, scores)
 
 

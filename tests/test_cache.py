@@ -343,6 +343,32 @@ def test_second_run_sends_nothing_and_returns_the_same_scores(
     assert warnings == []
 
 
+def test_pending_then_score_looks_up_once(
+    cached: ScoreCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(CachedEngine(SpyEngine(), cached, SCOPE), TEXTS[:4])
+    lookups: list[int] = []
+    real = cached.lookup
+
+    def counted(keys: Sequence[tuple[int, int]], ttl_days: float | None = None) -> list[object]:
+        lookups.append(len(keys))
+        return real(keys, ttl_days)  # type: ignore[return-value]
+
+    monkeypatch.setattr(cached, "lookup", counted)
+    spy = SpyEngine()
+    engine = CachedEngine(spy, cached, SCOPE)
+    texts = list(TEXTS)
+    assert engine.pending(QUERY, texts) == list(range(4, 10))
+    assert run(engine, texts) == [true_score(QUERY, t) for t in TEXTS]
+    assert lookups == [10]  # the budget check's lookup served the run
+    assert spy.sent == TEXTS[4:]
+    run(engine, texts)  # a later run looks again (and finds everything)
+    assert lookups == [10, 10]
+    engine.pending(QUERY, texts)
+    run(engine, list(texts))  # another list (or query) is not the one looked up
+    assert lookups == [10, 10, 10, 10]
+
+
 def test_only_the_misses_are_sent(cached: ScoreCache) -> None:
     run(CachedEngine(SpyEngine(), cached, SCOPE), TEXTS[:6])
     spy = SpyEngine()

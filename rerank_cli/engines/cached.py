@@ -39,6 +39,23 @@ class CachedEngine:
         self.stats = stats or Stats()
         # This engine's totals over every score() call: what `rerank cache stats` shows.
         self._hits = self._misses = self._sent = 0
+        # The last lookup, for score() to reuse after pending() (a budget check, or the
+        # question whether anything will be sent at all): (query, texts, keys, scores).
+        self._looked_up: tuple[str, Sequence[str], list[Key], list[float | None]] | None = None
+
+    def _lookup(self, query: str, texts: Sequence[str]) -> tuple[list[Key], list[float | None]]:
+        """Keys and cached scores (None: a miss) of ``texts``, or the ones pending() found for
+        this very query and list."""
+        memo = self._looked_up
+        if memo is not None and memo[0] == query and memo[1] is texts:
+            return memo[2], memo[3]
+        keys = make_keys(self.scope, query, texts)
+        if self.mode == "normal" and self.cache is not None:
+            found = self.cache.lookup(keys, self.ttl_days)
+        else:
+            found = [None] * len(keys)
+        self._looked_up = (query, texts, keys, found)
+        return keys, found
 
     async def score(
         self, query: str, texts: Sequence[str], on_scores: ScoreCallback | None = None
@@ -47,13 +64,10 @@ class CachedEngine:
         if cache is None or self.mode == "off" or not texts:
             return await self.inner.score(query, texts, on_scores)
 
-        keys = make_keys(self.scope, query, texts)
+        keys, found = self._lookup(query, texts)
+        self._looked_up = None  # used once: a later call looks again
         unique, copies = _distinct(keys, texts)
-        wanted = keys if not copies else [keys[p] for p in unique]
-        if self.mode == "normal":
-            cached = cache.lookup(wanted, self.ttl_days)
-        else:
-            cached = [None] * len(unique)
+        cached = found if not copies else [found[p] for p in unique]
         hits: Sequence[int]
         misses: list[int] = []
         if not copies and None not in cached:  # a rerun: everything is cached
@@ -120,8 +134,8 @@ class CachedEngine:
         scoring or recording anything: for --dry-run and the budgets."""
         if self.cache is None or self.mode != "normal" or not texts:
             return list(range(len(texts)))
-        cached = self.cache.lookup(make_keys(self.scope, query, texts), self.ttl_days)
-        return [position for position, value in enumerate(cached) if value is None]
+        _, found = self._lookup(query, texts)
+        return [position for position, value in enumerate(found) if value is None]
 
     def _count(self, hits: int, misses: int) -> None:
         self._hits += hits
