@@ -40,9 +40,8 @@ _TOO_LARGE = re.compile(
 Sleep = Callable[[float], Awaitable[None]]
 
 
-# What the first request would import: httpx, httpcore (when the client is made), and the
-# asyncio backend of anyio (at the first connection). Private names: a warm-up, not a need.
-_HTTP_STACK = ("httpx", "httpcore", "httpcore._backends.anyio", "anyio._backends._asyncio")
+# What the first request would import.
+_HTTP_STACK = ("httpx", "h11", "rerank_cli.transport")
 
 
 def load_http_stack() -> None:
@@ -132,8 +131,14 @@ class RerankClient:
         # Loading the CA bundle takes ~80 ms. A plain-http base URL never opens a TLS connection
         # (the client posts to that URL only, and follows no redirect), so it skips that.
         tls = s.rerank_url.lower().startswith("https:")
+        transport = self._transport
+        if transport is None:
+            from rerank_cli.transport import Http11Transport
+
+            context = httpx.create_ssl_context() if tls else None
+            transport = Http11Transport(context, max_idle=s.concurrency)
         self._http = httpx.AsyncClient(
-            transport=self._transport,
+            transport=transport,
             timeout=timeout,
             limits=limits,
             headers=self.headers(),

@@ -94,6 +94,11 @@ class Shape:
         """Bytes one document adds to a request (its JSON string and a comma)."""
         return len(encode(self.sent_document(text))) + 1
 
+    def cost_bound(self, chars: int) -> int:
+        """The most bytes a document of ``chars`` characters can add: JSON escapes a character
+        into at most 6 bytes (``\\u001f``), and UTF-8 needs at most 4."""
+        return self.cost("") + 6 * chars
+
     def sent_query(self, query: str) -> tuple[str, dict[str, str]]:
         """The query as sent, and the request fields that carry the instruction (field mode)."""
         sent, _, fields = deliver(

@@ -9,10 +9,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rerank_cli import protocol
 from rerank_cli.batching import plan_batches
-from rerank_cli.engines.api import ApiEngine
+from rerank_cli.engines.api import ApiEngine, batches
 from rerank_cli.engines.base import Stats
 from rerank_cli.errors import ApiRefused, RequestTooLarge
 from rerank_cli.settings import Settings
@@ -66,6 +68,28 @@ def test_batches_close_at_the_byte_budget() -> None:
 
 def test_an_oversized_text_gets_a_batch_of_its_own() -> None:
     assert plan_batches(["a", "x" * 100, "b"], 10, 20) == [[0], [1], [2]]
+
+
+@given(
+    st.lists(st.text(st.sampled_from('a\x01"\\é🙂\n'), max_size=12), max_size=40),
+    st.integers(1, 9),
+    st.integers(0, 400),
+    st.sampled_from(["query", "template"]),
+)
+def test_slices_when_the_byte_budget_cannot_bind_are_the_planned_batches(
+    texts: list[str], size: int, spare: int, mode: str
+) -> None:
+    shape_settings = Settings(batch_size=size, instruction_mode=mode)
+    shape = protocol.Shape.of(shape_settings)
+    overhead = shape.overhead(QUERY)
+    # Budgets around the point where the quick path starts to apply.
+    for budget in (
+        overhead + spare,
+        overhead + size * shape.cost_bound(max(map(len, texts), default=0)),
+    ):
+        chosen = replace(shape_settings, max_request_bytes=budget)
+        expected = plan_batches(texts, size, budget, overhead, shape.cost)
+        assert batches(chosen, QUERY, texts) == expected
 
 
 def test_no_texts_no_batches() -> None:

@@ -193,7 +193,7 @@ LOADED = (
     "import sys\n"
     "from rerank_cli.cli import main\n"
     "code = main(sys.argv[1:])\n"
-    "sys.stderr.write('loaded: ' + ' '.join(m for m in ('httpx', 'anyio') if m in sys.modules))\n"
+    "sys.stderr.write('loaded: ' + ' '.join(m for m in ('httpx', 'h11') if m in sys.modules))\n"
     "raise SystemExit(code)\n"
 )
 
@@ -203,7 +203,7 @@ def test_a_fully_cached_rerun_loads_no_http_stack(server: RerankServer, tmp_path
     args = ["--base-url", server.base_url, QUERY, BANANAS, PARIS, "-o", "jsonl"]
     first = rerank([sys.executable, "-c", LOADED], args, env)
     assert first.returncode == 0, first.stderr
-    assert first.stderr.endswith(b"loaded: httpx anyio")  # loaded before scoring
+    assert first.stderr.endswith(b"loaded: httpx h11")  # loaded before scoring
     second = rerank([sys.executable, "-c", LOADED], args, env)
     assert second.returncode == 0, second.stderr
     assert second.stderr.endswith(b"loaded: ")  # answered from the cache alone

@@ -40,11 +40,20 @@ def batches(settings: Settings, query: str, texts: Sequence[str]) -> list[list[i
         def tokens(text: str) -> int:
             return tokenizer.count(shape.sent_document(text)) + per_query
 
+    overhead = shape.overhead(query)
+    if tokens is None:
+        # Usually the byte budget cannot bind: then batches are slices, with no cost per text.
+        longest = max(map(len, texts), default=0)
+        if overhead + size * shape.cost_bound(longest) <= settings.max_request_bytes:
+            return [
+                list(range(start, min(start + size, len(texts))))
+                for start in range(0, len(texts), size)
+            ]
     return plan_batches(
         texts,
         size,
         settings.max_request_bytes,
-        shape.overhead(query),
+        overhead,
         shape.cost,
         tokens,
         profile.max_tokens_per_request,
