@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from rerank_cli.settings import Settings
 
 FILE_NAME = "scores.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the questions table
 KEY_VERSION = b"rerank-score-v1\0"  # change it and every old entry misses: a new key space
 BUSY_TIMEOUT = 5.0  # seconds SQLite waits on another process's lock before saying "busy"
 ATTEMPTS = 5  # tries of one transaction: some lock conflicts are reported without waiting
@@ -58,8 +58,15 @@ _SCHEMA = (
     " score REAL NOT NULL, stored REAL NOT NULL)",
     "CREATE INDEX IF NOT EXISTS scores_stored ON scores (stored)",
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    f"PRAGMA user_version = {SCHEMA_VERSION}",
+    # Every question (endpoint, model, instruction, query) with a score stored: a question not
+    # here has none, and a run need not hash and look up its texts before sending them.
+    "CREATE TABLE IF NOT EXISTS questions (id INTEGER PRIMARY KEY)",
 )
+# A file of schema 1 had scores before questions were noted: its questions table is complete
+# only once it is emptied (rerank cache clear).
+_COMPLETE = "INSERT OR REPLACE INTO meta (name, value) VALUES ('questions', 'complete')"
+_IS_COMPLETE = "SELECT 1 FROM meta WHERE name = 'questions' AND value = 'complete'"
+_ASKED = "INSERT OR IGNORE INTO questions (id) VALUES (?)"
 _SELECT_JSON = (
     "SELECT j.key, s.checksum, s.score FROM json_each(?) j"
     " JOIN scores s ON s.id = j.value WHERE s.stored >= ?"
@@ -126,18 +133,28 @@ def _field(text: str) -> bytes:
     return len(data).to_bytes(8, "big") + data
 
 
-def make_keys(scope: Scope, query: str, texts: Sequence[str]) -> list[Key]:
-    """One key per text. Every field before the text is length-prefixed, so the encoding is
-    injective; the text is simply the rest."""
-    prefix = KEY_VERSION + b"".join(
+def _prefix(scope: Scope, query: str) -> bytes:
+    """Every field before the text, each length-prefixed, so the encoding is injective."""
+    return KEY_VERSION + b"".join(
         _field(part)
         for part in (scope.endpoint, scope.model, scope.instruction, scope.instruction_mode, query)
     )
+
+
+def make_keys(scope: Scope, query: str, texts: Sequence[str]) -> list[Key]:
+    """One key per text: the fields before it, then the text itself."""
+    prefix = _prefix(scope, query)
     sha256, split = hashlib.sha256, _split_digest
     return cast(
         "list[Key]",
         [split(sha256(prefix + t.encode("utf-8", "surrogatepass")).digest()) for t in texts],
     )
+
+
+def question_id(scope: Scope, query: str) -> int:
+    """What every key of (scope, query) shares, as one number (a row id of ``questions``)."""
+    digest = hashlib.sha256(b"question\0" + _prefix(scope, query)).digest()
+    return int(_split_digest(digest)[0])
 
 
 @functools.cache
@@ -151,6 +168,13 @@ def _has_json_each() -> bool:
         except sqlite3.OperationalError:
             return False
     return True
+
+
+def _store(
+    conn: sqlite3.Connection, rows: list[tuple[int, int, float, float]], question: int
+) -> None:
+    conn.executemany(_UPSERT, rows)
+    conn.execute(_ASKED, (question,))
 
 
 def _fetch_by_json(
@@ -311,8 +335,10 @@ class ScoreCache:
             self._failed("read", error)
             return [None] * len(keys)
 
-    def store(self, keys: Sequence[Key], scores: Sequence[float]) -> None:
-        """Write one batch in one transaction. NaN is not cached (SQLite would make it NULL)."""
+    def store(self, keys: Sequence[Key], scores: Sequence[float], question: int) -> None:
+        """Write one batch in one transaction, with the question its keys belong to (see
+        :func:`question_id`): a score stored without it would never be looked up.
+        NaN is not cached (SQLite would make it NULL)."""
         now = self._clock()
         rows = [
             (row_id, checksum, score, now)
@@ -326,12 +352,31 @@ class ScoreCache:
             if conn is None:
                 return
             try:
-                _write(conn, lambda c: c.executemany(_UPSERT, rows))
+                _write(conn, lambda c: _store(c, rows, question))
                 return
             except sqlite3.Error as error:
                 # A file found corrupt now is replaced; the batch goes to the fresh one.
                 if not (attempt == 1 and self._failed("write", error)):
                     return
+
+    def may_have(self, question: int) -> bool:
+        """False when no score of this question is stored: its texts need no lookup. True
+        when some may be (or when a file from before questions were noted cannot say)."""
+        conn = self._conn
+        if conn is None:
+            return False  # an unusable cache answers nothing
+        try:
+            found = _retry(
+                lambda: (
+                    conn.execute(_IS_COMPLETE).fetchone() is None
+                    or conn.execute("SELECT 1 FROM questions WHERE id = ?", (question,)).fetchone()
+                    is not None
+                )
+            )
+        except sqlite3.Error as error:
+            self._failed("read", error)
+            return False
+        return bool(found)
 
     def record_run(self, hits: int, misses: int, sent: int) -> None:
         """This run's hit/miss counts, for ``rerank cache stats``."""
@@ -419,6 +464,8 @@ class ScoreCache:
             nonlocal deleted
             if older_than_days is None:
                 deleted = c.execute("DELETE FROM scores").rowcount
+                c.execute("DELETE FROM questions")
+                c.execute(_COMPLETE)  # empty now: every question from here on is noted
             else:
                 cutoff = self._clock() - older_than_days * DAY
                 deleted = c.execute("DELETE FROM scores WHERE stored < ?", (cutoff,)).rowcount
@@ -457,11 +504,13 @@ def _connect(path: Path) -> sqlite3.Connection:
         def setup() -> None:
             # The first statement reads the header: a file that is not a database fails here.
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
-                raise _Incompatible(f"has schema version {version}; this rerank knows 1")
+            if version not in (0, 1, SCHEMA_VERSION):
+                raise _Incompatible(
+                    f"has schema version {version}; this rerank knows {SCHEMA_VERSION}"
+                )
             conn.execute("PRAGMA journal_mode = WAL")
-            if version == 0:
-                _write(conn, lambda c: [c.execute(statement) for statement in _SCHEMA])
+            if version < SCHEMA_VERSION:
+                _write(conn, _migrate)
             else:
                 # Reading the schema touches it: a damaged schema page shows up now, not later.
                 conn.execute("SELECT 1 FROM scores LIMIT 1").fetchall()
@@ -477,6 +526,18 @@ def _connect(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Create the schema, or bring a schema-1 file up to date (in one write transaction)."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]  # again: under the lock now
+    if version == SCHEMA_VERSION:
+        return  # another process got here first
+    for statement in _SCHEMA:
+        conn.execute(statement)
+    if version == 0 or conn.execute("SELECT 1 FROM scores LIMIT 1").fetchone() is None:
+        conn.execute(_COMPLETE)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def _retry(action: Callable[[], T]) -> T:

@@ -25,6 +25,7 @@ from rerank_cli.cache import (
     endpoint_of,
     make_keys,
     open_cache,
+    question_id,
 )
 from rerank_cli.engines.base import ScoreCallback, Stats
 from rerank_cli.engines.cached import CachedEngine
@@ -34,6 +35,7 @@ from tests.server import score as server_score
 
 SCOPE = Scope.for_api("https://gigarouter.ai/v1", "Qwen/Qwen3-Reranker-0.6B")
 QUERY = "rotate signing keys"
+QUESTION = question_id(SCOPE, QUERY)
 TEXTS = [f"document {i}" for i in range(10)]
 
 
@@ -206,7 +208,7 @@ def test_lookup_returns_what_was_stored_and_none_for_the_rest(
 ) -> None:
     keys = make_keys(SCOPE, QUERY, TEXTS)
     with open_store(db_path, warnings) as store:
-        store.store(keys[:4], [0.1, 0.2, 0.3, 0.4])
+        store.store(keys[:4], [0.1, 0.2, 0.3, 0.4], QUESTION)
         assert store.lookup(keys) == [0.1, 0.2, 0.3, 0.4] + [None] * 6
     with open_store(db_path, warnings) as store:  # and it survives reopening
         assert store.lookup(keys[:4]) == [0.1, 0.2, 0.3, 0.4]
@@ -218,7 +220,7 @@ def test_lookup_over_many_chunks(db_path: Path, warnings: list[str], fetcher: st
     keys = make_keys(SCOPE, QUERY, texts)
     scores = [i / len(texts) for i in range(len(texts))]
     with open_store(db_path, warnings) as store:
-        store.store(keys[::2], scores[::2])
+        store.store(keys[::2], scores[::2], QUESTION)
         found = store.lookup(keys)
     assert found == [s if i % 2 == 0 else None for i, s in enumerate(scores)]
 
@@ -227,7 +229,7 @@ def test_a_row_id_collision_with_another_checksum_is_a_miss(
     db_path: Path, warnings: list[str], fetcher: str
 ) -> None:
     with open_store(db_path, warnings) as store:
-        store.store([(42, 1)], [0.5])
+        store.store([(42, 1)], [0.5], QUESTION)
         assert store.lookup([(42, 2), (42, 1)]) == [None, 0.5]
 
 
@@ -236,7 +238,7 @@ def test_extreme_row_ids_and_repeated_keys(
 ) -> None:
     low, high = -(2**63), 2**63 - 1  # a row id is any signed 64-bit integer
     with open_store(db_path, warnings) as store:
-        store.store([(low, 1), (high, 2), (0, 3)], [0.25, 0.5, 0.75])
+        store.store([(low, 1), (high, 2), (0, 3)], [0.25, 0.5, 0.75], QUESTION)
         keys = [(high, 2), (low, 1), (high, 2), (low, 9), (7, 7), (0, 3)]
         assert store.lookup(keys) == [0.5, 0.25, 0.5, None, None, 0.75]
     assert warnings == []
@@ -246,14 +248,14 @@ def test_scores_round_trip_exactly(db_path: Path, warnings: list[str], fetcher: 
     values = [0.1 + 0.2, 1e-300, -3.5, 0.0, 0.9999999999999999]
     keys = make_keys(SCOPE, QUERY, [str(v) for v in values])
     with open_store(db_path, warnings) as store:
-        store.store(keys, values)
+        store.store(keys, values, QUESTION)
         assert store.lookup(keys) == values
 
 
 def test_nan_is_not_cached(db_path: Path, warnings: list[str], fetcher: str) -> None:
     keys = make_keys(SCOPE, QUERY, ["a", "b"])
     with open_store(db_path, warnings) as store:
-        store.store(keys, [float("nan"), 0.5])
+        store.store(keys, [float("nan"), 0.5], QUESTION)
         assert store.lookup(keys) == [None, 0.5]
     assert warnings == []
 
@@ -263,9 +265,9 @@ def test_ttl_makes_old_entries_misses(
 ) -> None:
     keys = make_keys(SCOPE, QUERY, ["old", "new"])
     with open_store(db_path, warnings, clock) as store:
-        store.store(keys[:1], [0.1])
+        store.store(keys[:1], [0.1], QUESTION)
         clock.now += 3 * DAY
-        store.store(keys[1:], [0.2])
+        store.store(keys[1:], [0.2], QUESTION)
         assert store.lookup(keys) == [0.1, 0.2]
         assert store.lookup(keys, ttl_days=2) == [None, 0.2]
         assert store.lookup(keys, ttl_days=4) == [0.1, 0.2]
@@ -277,9 +279,9 @@ def test_storing_again_replaces_the_score_and_the_time(
 ) -> None:
     keys = make_keys(SCOPE, QUERY, ["a"])
     with open_store(db_path, warnings, clock) as store:
-        store.store(keys, [0.1])
+        store.store(keys, [0.1], QUESTION)
         clock.now += 10 * DAY
-        store.store(keys, [0.7])
+        store.store(keys, [0.7], QUESTION)
         assert store.lookup(keys, ttl_days=1) == [0.7]
         assert store.entries() == 1
 
@@ -305,12 +307,94 @@ def test_record_run_and_last_run(db_path: Path, warnings: list[str], clock: Cloc
     assert (last.hits, last.misses, last.sent, last.at) == (7, 3, 2, clock.now)
 
 
+def schema_1_file(path: Path, texts: Sequence[str], score: float) -> None:
+    """A cache as rerank wrote it before questions were noted."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(
+            "CREATE TABLE scores (id INTEGER PRIMARY KEY, checksum INTEGER NOT NULL,"
+            " score REAL NOT NULL, stored REAL NOT NULL);"
+            "CREATE INDEX scores_stored ON scores (stored);"
+            "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "PRAGMA user_version = 1;"
+        )
+        rows = [(i, c, score, 1.0) for i, c in make_keys(SCOPE, QUERY, texts)]
+        conn.executemany("INSERT INTO scores VALUES (?, ?, ?, ?)", rows)
+        conn.commit()
+
+
+def test_a_question_never_asked_needs_no_lookup(
+    db_path: Path, warnings: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open_store(db_path, warnings) as store:
+        store.store(
+            make_keys(SCOPE, "another query", TEXTS),
+            [0.5] * 10,
+            question_id(SCOPE, "another query"),
+        )
+        assert not store.may_have(QUESTION)
+        assert store.may_have(question_id(SCOPE, "another query"))
+        looked: list[int] = []
+        real = store.lookup
+
+        def counted(keys: Sequence[tuple[int, int]], ttl: float | None = None) -> object:
+            looked.append(1)
+            return real(keys, ttl)
+
+        monkeypatch.setattr(store, "lookup", counted)
+        spy = SpyEngine()
+        assert run(CachedEngine(spy, store, SCOPE)) == [true_score(QUERY, t) for t in TEXTS]
+        assert looked == [] and spy.sent == TEXTS
+        assert store.may_have(QUESTION)  # noted with the scores
+        again = SpyEngine()
+        assert run(CachedEngine(again, store, SCOPE)) == [true_score(QUERY, t) for t in TEXTS]
+        assert looked == [1] and again.sent == []
+
+
+def test_a_file_from_before_questions_is_looked_up_until_cleared(
+    db_path: Path, warnings: list[str]
+) -> None:
+    schema_1_file(db_path, TEXTS[:4], 0.25)
+    with open_store(db_path, warnings) as store:
+        assert store.may_have(question_id(SCOPE, "never asked"))  # it cannot say
+        spy = SpyEngine()
+        scores = run(CachedEngine(spy, store, SCOPE))
+        assert scores[:4] == [0.25] * 4  # paid for under schema 1: not paid again
+        assert spy.sent == TEXTS[4:]
+        store.clear()
+        assert not store.may_have(question_id(SCOPE, "never asked"))
+    with closing(sqlite3.connect(db_path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert warnings == []
+
+
+def test_an_empty_file_from_before_questions_is_complete(
+    db_path: Path, warnings: list[str]
+) -> None:
+    schema_1_file(db_path, [], 0.0)
+    with open_store(db_path, warnings) as store:
+        assert not store.may_have(QUESTION)
+
+
+def test_clearing_by_age_keeps_what_is_left_findable(
+    db_path: Path, warnings: list[str], clock: Clock
+) -> None:
+    with open_store(db_path, warnings, clock) as store:
+        run(CachedEngine(SpyEngine(), store, SCOPE))
+        clock.now += 10 * DAY
+        run(CachedEngine(SpyEngine(), store, SCOPE), TEXTS[:2], query="other")
+        assert store.clear(older_than_days=5) == 10
+        spy = SpyEngine()
+        run(CachedEngine(spy, store, SCOPE), TEXTS[:2], query="other")
+        assert spy.sent == []  # its question is still noted, and its scores found
+
+
 def test_clear_by_age_and_all(db_path: Path, warnings: list[str], clock: Clock) -> None:
     keys = make_keys(SCOPE, QUERY, TEXTS)
     with open_store(db_path, warnings, clock) as store:
-        store.store(keys[:3], [0.1] * 3)
+        store.store(keys[:3], [0.1] * 3, QUESTION)
         clock.now += 5 * DAY
-        store.store(keys[3:], [0.2] * 7)
+        store.store(keys[3:], [0.2] * 7, QUESTION)
         assert store.clear(older_than_days=6) == 0
         assert store.clear(older_than_days=4) == 3
         assert store.lookup(keys[:4]) == [None, None, None, 0.2]
@@ -520,7 +604,9 @@ def test_corruption_found_during_a_run_gives_right_scores_and_a_fresh_file(
 ) -> None:
     texts = [f"document number {i} " + "padding " * 20 for i in range(3000)]
     with open_store(db_path, warnings) as store:
-        store.store(make_keys(SCOPE, QUERY, texts), [0.123] * len(texts))  # wrong on purpose
+        store.store(
+            make_keys(SCOPE, QUERY, texts), [0.123] * len(texts), QUESTION
+        )  # wrong on purpose
     store = open_store(db_path, warnings)
     page = 4096
     data = bytearray(db_path.read_bytes())
@@ -600,7 +686,7 @@ def test_a_write_waits_for_another_writer(
     release.start()
     try:
         keys = make_keys(SCOPE, QUERY, ["a"])
-        cached.store(keys, [0.5])
+        cached.store(keys, [0.5], QUESTION)
         assert cached.lookup(keys) == [0.5]
     finally:
         release.join()

@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from rerank_cli.cache import DAY, FILE_NAME, Scope, ScoreCache, make_keys
+from rerank_cli.cache import DAY, FILE_NAME, Scope, ScoreCache, make_keys, question_id
 from rerank_cli.settings import resolve
 from tests.conftest import TEST_KEY, CliResult, RunCli, api_options
 from tests.server import Fault, RerankServer, score
@@ -75,7 +75,11 @@ def seed(
     store = ScoreCache.open(db_path, pytest.fail, clock=lambda: stamp)
     assert store is not None
     with store:
-        store.store(make_keys(scope(server), QUERY, texts), [value] * len(texts))
+        store.store(
+            make_keys(scope(server), QUERY, texts),
+            [value] * len(texts),
+            question_id(scope(server), QUERY),
+        )
 
 
 def cached_scores(db_path: Path, server: RerankServer, texts: Sequence[str]) -> list[float | None]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from rerank_cli.cache import DAY, FILE_NAME, Scope, ScoreCache, make_keys
+from rerank_cli.cache import DAY, FILE_NAME, Scope, ScoreCache, make_keys, question_id
 from tests.conftest import RunCli
 
 SCOPE = Scope.for_api("https://gigarouter.ai/v1", "m")
@@ -25,7 +25,7 @@ def fill(path: Path, count: int, age_days: float = 0.0, start: int = 0) -> None:
     assert store is not None
     with store:
         texts = [f"text {i}" for i in range(start, start + count)]
-        store.store(make_keys(SCOPE, "q", texts), [0.5] * count)
+        store.store(make_keys(SCOPE, "q", texts), [0.5] * count, question_id(SCOPE, "q"))
 
 
 def test_path_prints_the_file_under_the_cache_dir(cli: RunCli, db_path: Path) -> None:
