@@ -4,13 +4,12 @@ summary (-v, --stats) and writing."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import orjson
 
@@ -22,6 +21,8 @@ from rerank_cli.engines.factory import make_engine
 from rerank_cli.errors import ApiRefused, ExitCode, NothingToShow, OutputClosed, UsageError
 from rerank_cli.settings import Settings
 from rerank_cli.terminal import Environment
+
+T = TypeVar("T")
 
 
 @dataclass(kw_only=True)
@@ -293,13 +294,28 @@ def score(
     from rerank_cli.terminal import progress_bar
 
     settings = job.settings
-    if settings.engine == "api" and work.texts and _will_send(query, work, engine, stats):
+    if settings.engine == "api" and work.texts:
+        if not _will_send(query, work, engine, stats):
+            # The cache answers everything, without waiting on anything: no event loop.
+            return _without_waiting(pipeline.score_plan(query, work, engine, stats))
         from rerank_cli.client import load_http_stack
 
         load_http_stack()  # start-up, not scoring: outside the clock of -v
+    import asyncio
+
     many = settings.engine == "api" and len(work.texts) > settings.batch_size
     with progress_bar(env, enabled=many) as on_progress, collector.resumed():
         return asyncio.run(pipeline.score_plan(query, work, engine, stats, on_progress=on_progress))
+
+
+def _without_waiting(coroutine: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that finishes without awaiting anything that waits."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return cast("T", done.value)
+    coroutine.close()
+    raise RuntimeError("the score cache was expected to answer without waiting")
 
 
 def _will_send(query: str, work: pipeline.Plan, engine: Engine, stats: Stats) -> bool:

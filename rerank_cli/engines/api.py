@@ -3,13 +3,11 @@ batch the server finds too large, and reports each batch's scores as it lands.""
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from rerank_cli.batching import plan_batches
-from rerank_cli.client import RerankClient, Sleep
 from rerank_cli.engines.base import ScoreCallback, Stats
 from rerank_cli.errors import ApiRefused, RequestTooLarge
 from rerank_cli.protocol import Shape
@@ -17,6 +15,8 @@ from rerank_cli.settings import Settings
 
 if TYPE_CHECKING:
     import httpx
+
+    from rerank_cli.client import Sleep
 
 
 def batches(settings: Settings, query: str, texts: Sequence[str]) -> list[list[int]]:
@@ -68,7 +68,7 @@ class ApiEngine:
         settings: Settings,
         stats: Stats | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Sleep = asyncio.sleep,
+        sleep: Sleep | None = None,  # asyncio.sleep
         notify: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
@@ -80,11 +80,20 @@ class ApiEngine:
     async def score(
         self, query: str, texts: Sequence[str], on_scores: ScoreCallback | None = None
     ) -> list[float]:
+        # Imported here: a run the score cache answers entirely never needs them.
+        import asyncio
+
+        from rerank_cli.client import RerankClient
+
         s = self.settings
         scores = [0.0] * len(texts)
         pending = deque(batches(s, query, texts))
         client = RerankClient(
-            s, self.stats, transport=self._transport, sleep=self._sleep, notify=self._notify
+            s,
+            self.stats,
+            transport=self._transport,
+            sleep=self._sleep or asyncio.sleep,
+            notify=self._notify,
         )
 
         async def run_batch(batch: list[int]) -> None:
