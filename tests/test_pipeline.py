@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import random
 from collections.abc import Sequence
 
@@ -12,6 +13,8 @@ from hypothesis import strategies as st
 from rerank_cli.documents import Chunk, Document, Result
 from rerank_cli.engines.base import ScoreCallback, Stats
 from rerank_cli.pipeline import Filters, fold, plan, rank, score_documents
+from rerank_cli.writers import WriteOptions
+from rerank_cli.writers.text import write_json, write_jsonl
 
 
 class LengthEngine:
@@ -96,6 +99,26 @@ def test_rank_breaks_ties_by_input_order_whatever_order_it_is_given(
     expected = sorted(results, key=lambda r: (-r.score, r.document.index))
     assert [r.document.index for r in ranked] == [r.document.index for r in expected]
     assert [r.rank for r in ranked] == list(range(1, len(scores) + 1))
+
+
+@given(
+    st.lists(st.integers(0, 4), max_size=30),
+    st.one_of(st.none(), st.integers(0, 5)),
+    st.one_of(st.none(), st.integers(0, 4)),
+)
+def test_the_ranking_knows_its_results_in_input_order_and_writes_the_same_either_way(
+    scores: list[int], top_k: int | None, min_score: int | None
+) -> None:
+    docs = documents(*(f"text {i}" for i in range(len(scores))))
+    results = [Result(0, float(s), d) for s, d in zip(scores, docs, strict=True)]
+    ranked = rank(results, Filters(top_k=top_k, min_score=min_score))
+    assert [r.rank for r in ranked] == list(range(1, len(ranked) + 1))
+    assert list(ranked.by_input) == sorted(ranked, key=lambda r: r.document.index)
+    for write in (write_jsonl, write_json):
+        through_input, plainly = io.BytesIO(), io.BytesIO()
+        write(ranked, through_input, WriteOptions())
+        write(list(ranked), plainly, WriteOptions())  # a plain list: built in rank order
+        assert through_input.getvalue() == plainly.getvalue()
 
 
 def test_empty_plan() -> None:

@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import cast
 
-from rerank_cli.cache import CACHE_MODES, CacheMode, Scope, ScoreCache, make_keys, question_id
+from rerank_cli.cache import (
+    CACHE_MODES,
+    CacheMode,
+    Key,
+    Scope,
+    ScoreCache,
+    make_keys,
+    question_id,
+)
 from rerank_cli.engines.base import Engine, ScoreCallback, Stats
 
 
@@ -40,15 +48,18 @@ class CachedEngine:
         # This engine's totals over every score() call: what `rerank cache stats` shows.
         self._hits = self._misses = self._sent = 0
         # The last lookup, for score() to reuse after pending() (a budget check, or the
-        # question whether anything will be sent at all): (query, texts, scores).
-        self._looked_up: tuple[str, Sequence[str], list[float | None]] | None = None
+        # question whether anything will be sent at all): (query, texts, keys, scores).
+        self._looked_up: tuple[str, Sequence[str], list[Key], list[float | None]] | None = None
 
-    def _lookup(self, query: str, texts: Sequence[str]) -> list[float | None]:
-        """Cached scores (None: a miss) of ``texts``, or the ones pending() found for this
-        very query and list. A question never asked needs no keys: nothing can be found."""
+    def _lookup(self, query: str, texts: Sequence[str]) -> tuple[list[Key], list[float | None]]:
+        """Keys and cached scores (None: a miss) of ``texts``, or the ones pending() found for
+        this very query and list. A question never asked is not looked up: nothing can be
+        found. (Its keys are still made here, not batch by batch on the writer thread: hashing
+        there holds the GIL just when the event loop wants it for the next request.)"""
         memo = self._looked_up
         if memo is not None and memo[0] == query and memo[1] is texts:
-            return memo[2]
+            return memo[2], memo[3]
+        keys = make_keys(self.scope, query, texts)
         cache = self.cache
         if (
             self.mode != "normal"
@@ -57,9 +68,9 @@ class CachedEngine:
         ):
             found: list[float | None] = [None] * len(texts)
         else:
-            found = cache.lookup(make_keys(self.scope, query, texts), self.ttl_days)
-        self._looked_up = (query, texts, found)
-        return found
+            found = cache.lookup(keys, self.ttl_days)
+        self._looked_up = (query, texts, keys, found)
+        return keys, found
 
     async def score(
         self, query: str, texts: Sequence[str], on_scores: ScoreCallback | None = None
@@ -68,7 +79,7 @@ class CachedEngine:
         if cache is None or self.mode == "off" or not texts:
             return await self.inner.score(query, texts, on_scores)
 
-        found = self._lookup(query, texts)
+        keys, found = self._lookup(query, texts)
         self._looked_up = None  # used once: a later call looks again
         unique, copies = _distinct(texts)
         cached = found if not copies else [found[p] for p in unique]
@@ -110,16 +121,12 @@ class CachedEngine:
         written = [False] * len(misses)
         # Batches are written by one thread of their own, in order, each as soon as it lands:
         # a SQLite commit (~1 ms) on the event loop would hold up every request in flight.
-        # Their keys are hashed there too, while the loop waits on the network.
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rerank-cache")
-        scope, question = self.scope, question_id(self.scope, query)
-
-        def store(batch: list[str], values: list[float]) -> None:
-            cache.store(make_keys(scope, query, batch), values, question)
+        question = question_id(self.scope, query)
 
         def landed(batch: Sequence[int], values: Sequence[float]) -> None:
             positions = [misses[i] for i in batch]
-            writer.submit(store, [texts[p] for p in positions], list(values))
+            writer.submit(cache.store, [keys[p] for p in positions], list(values), question)
             for i in batch:
                 written[i] = True
             self._sent += len(positions)
@@ -143,7 +150,7 @@ class CachedEngine:
         scoring or recording anything: for --dry-run and the budgets."""
         if self.cache is None or self.mode != "normal" or not texts:
             return list(range(len(texts)))
-        found = self._lookup(query, texts)
+        _, found = self._lookup(query, texts)
         return [position for position, value in enumerate(found) if value is None]
 
     def _count(self, hits: int, misses: int) -> None:

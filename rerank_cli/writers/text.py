@@ -2,23 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import IO
+from collections.abc import Callable, Sequence
+from typing import IO, TypeVar
 
 import orjson
 
 from rerank_cli.documents import Result
 from rerank_cli.writers.base import WriteOptions, record
 
+T = TypeVar("T")
 _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def write_jsonl(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
-    out.write(b"".join(orjson.dumps(record(r)) + b"\n" for r in results))
+    out.write(b"".join(line + b"\n" for line in in_rank_order(results, _json_line)))
 
 
 def write_json(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
-    out.write(orjson.dumps([record(r) for r in results], option=orjson.OPT_INDENT_2) + b"\n")
+    records = in_rank_order(results, record)
+    out.write(orjson.dumps(records, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def _json_line(result: Result) -> bytes:
+    return orjson.dumps(record(result))
+
+
+def in_rank_order(results: Sequence[Result], make: Callable[[Result], T]) -> list[T]:
+    """``make`` of each result, in rank order; built in input order when the results say it
+    (a :class:`Ranking`), for memory locality."""
+    by_input = getattr(results, "by_input", ())
+    if len(by_input) != len(results):
+        return [make(r) for r in results]
+    made: list[T] = [None] * len(results)  # type: ignore[list-item]  # every slot is filled
+    for result in by_input:
+        made[result.rank - 1] = make(result)
+    return made
 
 
 def write_plain(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
