@@ -27,6 +27,7 @@ from rerank_cli.cache import (
     open_cache,
     question_id,
 )
+from rerank_cli.engines import cached as cached_engine_module
 from rerank_cli.engines.base import ScoreCallback, Stats
 from rerank_cli.engines.cached import CachedEngine
 from tests.conftest import TEST_KEY
@@ -349,6 +350,20 @@ def test_a_question_never_asked_needs_no_lookup(
         again = SpyEngine()
         assert run(CachedEngine(again, store, SCOPE)) == [true_score(QUERY, t) for t in TEXTS]
         assert looked == [1] and again.sent == []
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 10_000])
+def test_keys_hashed_meanwhile_or_on_landing_store_every_score_findably(
+    cached: ScoreCache, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    # A new question's keys are hashed while the requests are out; a batch landing before
+    # its keys are ready hashes them itself. Either way, a rerun finds every score.
+    monkeypatch.setattr(cached_engine_module, "HASH_CHUNK", chunk)
+    first = SpyEngine(batch_size=2)
+    assert run(CachedEngine(first, cached, SCOPE)) == [true_score(QUERY, t) for t in TEXTS]
+    again = SpyEngine()
+    assert run(CachedEngine(again, cached, SCOPE)) == [true_score(QUERY, t) for t in TEXTS]
+    assert first.sent == TEXTS and again.sent == []
 
 
 def test_a_file_from_before_questions_is_looked_up_until_cleared(

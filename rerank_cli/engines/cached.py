@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from rerank_cli.cache import (
     CACHE_MODES,
@@ -21,6 +21,9 @@ from rerank_cli.cache import (
     question_id,
 )
 from rerank_cli.engines.base import Engine, ScoreCallback, Stats
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 class CachedEngine:
@@ -48,27 +51,31 @@ class CachedEngine:
         # This engine's totals over every score() call: what `rerank cache stats` shows.
         self._hits = self._misses = self._sent = 0
         # The last lookup, for score() to reuse after pending() (a budget check, or the
-        # question whether anything will be sent at all): (query, texts, keys, scores).
-        self._looked_up: tuple[str, Sequence[str], list[Key], list[float | None]] | None = None
+        # question whether anything will be sent at all): (query, texts, keys, scores). No
+        # keys: the question was never asked, so nothing was hashed or looked up.
+        self._looked_up: tuple[str, Sequence[str], list[Key] | None, list[float | None]] | None = (
+            None
+        )
 
-    def _lookup(self, query: str, texts: Sequence[str]) -> tuple[list[Key], list[float | None]]:
+    def _lookup(
+        self, query: str, texts: Sequence[str]
+    ) -> tuple[list[Key] | None, list[float | None]]:
         """Keys and cached scores (None: a miss) of ``texts``, or the ones pending() found for
-        this very query and list. A question never asked is not looked up: nothing can be
-        found. (Its keys are still made here, not batch by batch on the writer thread: hashing
-        there holds the GIL just when the event loop wants it for the next request.)"""
+        this very query and list. A question never asked has nothing to find: its texts are
+        neither hashed nor looked up here (score() hashes them while the first requests are
+        out)."""
         memo = self._looked_up
         if memo is not None and memo[0] == query and memo[1] is texts:
             return memo[2], memo[3]
-        keys = make_keys(self.scope, query, texts)
         cache = self.cache
-        if (
-            self.mode != "normal"
-            or cache is None
-            or not cache.may_have(question_id(self.scope, query))
-        ):
-            found: list[float | None] = [None] * len(texts)
+        keys: list[Key] | None = None
+        found: list[float | None] = [None] * len(texts)
+        if self.mode == "normal" and cache is not None:
+            if cache.may_have(question_id(self.scope, query)):
+                keys = make_keys(self.scope, query, texts)
+                found = cache.lookup(keys, self.ttl_days)
         else:
-            found = cache.lookup(keys, self.ttl_days)
+            keys = make_keys(self.scope, query, texts)  # refresh: written, never read
         self._looked_up = (query, texts, keys, found)
         return keys, found
 
@@ -121,12 +128,21 @@ class CachedEngine:
         written = [False] * len(misses)
         # Batches are written by one thread of their own, in order, each as soon as it lands:
         # a SQLite commit (~1 ms) on the event loop would hold up every request in flight.
+        # (Not the hashing: on that thread it holds the GIL just when the loop wants it.)
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rerank-cache")
         question = question_id(self.scope, query)
+        hashed: list[Key | None] = list(keys) if keys is not None else [None] * len(texts)
+        hashing = None if keys is not None else _hash_meanwhile(self.scope, query, texts, hashed)
 
         def landed(batch: Sequence[int], values: Sequence[float]) -> None:
             positions = [misses[i] for i in batch]
-            writer.submit(cache.store, [keys[p] for p in positions], list(values), question)
+            known = [hashed[p] for p in positions]
+            batch_keys = (
+                make_keys(self.scope, query, [texts[p] for p in positions])
+                if None in known  # ahead of the background hashing
+                else cast("list[Key]", known)
+            )
+            writer.submit(cache.store, batch_keys, list(values), question)
             for i in batch:
                 written[i] = True
             self._sent += len(positions)
@@ -139,6 +155,8 @@ class CachedEngine:
             if late:
                 landed(late, [fresh[i] for i in late])
         finally:
+            if hashing is not None:
+                hashing.cancel()
             writer.shutdown(wait=True)  # everything paid for is stored before we go on
             self._record()
         for position, value in zip(misses, fresh, strict=True):
@@ -162,6 +180,26 @@ class CachedEngine:
     def _record(self) -> None:
         if self.cache is not None:
             self.cache.record_run(self._hits, self._misses, self._sent)
+
+
+HASH_CHUNK = 256  # texts hashed between two turns of the event loop: ~0.2 ms
+
+
+def _hash_meanwhile(
+    scope: Scope, query: str, texts: Sequence[str], into: list[Key | None]
+) -> asyncio.Task[None]:
+    """Fill ``into`` with the keys of ``texts``, a chunk per turn of the event loop: the
+    hashing happens while the first requests are out, not before they leave."""
+
+    import asyncio  # here: a run the cache answers entirely has no event loop
+
+    async def run() -> None:
+        for start in range(0, len(texts), HASH_CHUNK):
+            await asyncio.sleep(0)
+            end = start + HASH_CHUNK
+            into[start:end] = make_keys(scope, query, texts[start:end])
+
+    return asyncio.ensure_future(run())
 
 
 def _distinct(texts: Sequence[str]) -> tuple[Sequence[int], dict[int, list[int]]]:
