@@ -38,9 +38,12 @@ class _Connection:
         self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
 
     def usable(self) -> bool:
-        """Idle and still open: a server that closed a keep-alive connection has sent EOF,
-        which the event loop has seen by the time the connection is wanted again."""
-        return not (self.reader.at_eof() or self.writer.is_closing())
+        """Idle and still open. A server that closed a keep-alive connection has sent EOF, which
+        the event loop has seen by the time the connection is wanted again; anything it sent
+        while the connection was idle (a 408 before closing, say) would be taken for the next
+        answer, so such a connection is not used either."""
+        unread = getattr(self.reader, "_buffer", b"")  # StreamReader's buffer: no public view
+        return not (self.reader.at_eof() or unread or self.writer.is_closing())
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

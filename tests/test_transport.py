@@ -187,6 +187,29 @@ def test_an_idle_connection_the_server_closed_is_not_reused() -> None:
     run(scenario())
 
 
+def test_an_idle_connection_with_unasked_bytes_is_not_reused() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(answer(b"a"))
+        await writer.drain()
+        await asyncio.sleep(0.02)
+        writer.write(answer(b"stale 408", status="408 Request Timeout"))  # unasked
+        await writer.drain()
+        await reader.read()
+
+    async def scenario() -> None:
+        async with serving(script) as (url, accepted):
+            transport = Http11Transport()
+            async with httpx.AsyncClient(transport=transport) as client:
+                assert (await client.post(url, content=b"x")).content == b"a"
+                await asyncio.sleep(0.1)
+                second = await client.post(url, content=b"x")
+            assert (second.status_code, second.content) == (200, b"a")
+            assert len(accepted) == 2
+
+    run(scenario())
+
+
 def test_idle_connections_are_capped_and_closed_on_aclose() -> None:
     async def scenario() -> None:
         async with serving(keep_answering(answer(b"a"))) as (url, accepted):
