@@ -366,6 +366,17 @@ def test_keys_hashed_meanwhile_or_on_landing_store_every_score_findably(
     assert first.sent == TEXTS and again.sent == []
 
 
+def test_a_write_that_fails_unexpectedly_is_not_lost_on_the_writer_thread(
+    cached: ScoreCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug in the cache")
+
+    monkeypatch.setattr(cached, "store", broken)
+    with pytest.raises(RuntimeError, match="a bug in the cache"):
+        run(CachedEngine(SpyEngine(), cached, SCOPE))
+
+
 def test_a_file_from_before_questions_is_looked_up_until_cleared(
     db_path: Path, warnings: list[str]
 ) -> None:

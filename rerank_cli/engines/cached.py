@@ -8,7 +8,7 @@ engines (a text's score independent of the other texts): the hosted API, not BM2
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, cast
 
 from rerank_cli.cache import (
@@ -130,6 +130,7 @@ class CachedEngine:
         # a SQLite commit (~1 ms) on the event loop would hold up every request in flight.
         # (Not the hashing: on that thread it holds the GIL just when the loop wants it.)
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rerank-cache")
+        stored: list[Future[None]] = []
         question = question_id(self.scope, query)
         hashed: list[Key | None] = list(keys) if keys is not None else [None] * len(texts)
         hashing = None if keys is not None else _hash_meanwhile(self.scope, query, texts, hashed)
@@ -142,7 +143,7 @@ class CachedEngine:
                 if None in known  # ahead of the background hashing
                 else cast("list[Key]", known)
             )
-            writer.submit(cache.store, batch_keys, list(values), question)
+            stored.append(writer.submit(cache.store, batch_keys, list(values), question))
             for i in batch:
                 written[i] = True
             self._sent += len(positions)
@@ -159,6 +160,8 @@ class CachedEngine:
                 hashing.cancel()
             writer.shutdown(wait=True)  # everything paid for is stored before we go on
             self._record()
+        for write in stored:
+            write.result()  # store() handles SQLite's errors; anything else is a bug: say so
         for position, value in zip(misses, fresh, strict=True):
             scores[position] = value
         return _fill_copies(scores, copies)
