@@ -61,10 +61,7 @@ def plan_work(
     if job.verbose and not limit.tokenizer.exact:  # an estimate is worth knowing about
         env.info(limit.describe())
     long = LongDocuments(limit, settings.long, settings.chunk_overlap)
-    if split is pipeline.whole and long.none_near(d.text for d in documents):
-        work = pipeline.plan(documents)
-    else:
-        work = pipeline.plan(documents, long.wrap(split))
+    work = pipeline.plan(documents, long.wrap(split, documents))
     if long.truncated:
         env.warn(f"{plural(long.truncated, 'document')} truncated to {limit.max_tokens:,} tokens")
     if long.windowed and job.verbose:

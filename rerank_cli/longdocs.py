@@ -137,17 +137,17 @@ class LongDocuments:
             )
         return self.overlap
 
-    def none_near(self, texts: Iterable[str]) -> bool:
+    def _none_near(self, texts: Iterable[str]) -> bool:
         """True when no text can come near the limit: one len() per text, at the estimate's
-        worst case for every character. Then the texts need no splitter at all."""
-        limit = self.limit
-        if not limit.known:
-            return True
+        worst case for every character."""
+        floor = self.limit.floor
         longest = max(map(len, texts), default=0)
-        # estimate_tokens(" " + text) ≤ 1 + weight of the text + 1 (see wrap).
-        return limit.floor is not None and longest * tokens.MAX_CHAR_WEIGHT + 2 <= limit.floor
+        # estimate_tokens(" " + text) ≤ 1 + weight of the text + 1 (see the splitter below).
+        return floor is not None and longest * tokens.MAX_CHAR_WEIGHT + 2 <= floor
 
-    def wrap(self, split: Splitter) -> Splitter:
+    def wrap(self, split: Splitter, documents: Sequence[Document] = ()) -> Splitter:
+        """``split``, keeping every text it makes within the limit. When none of ``documents``
+        can come near the limit (nor, then, any part of one), ``split`` itself."""
         limit = self.limit
         if not limit.known:
             return split
@@ -155,6 +155,8 @@ class LongDocuments:
         floor = limit.floor
         if self.overlap is not None and limit.max_tokens is not None:
             self._overlap(limit.max_tokens)  # a bad --chunk-overlap is refused at once
+        if documents and self._none_near(d.text for d in documents):
+            return split
 
         def splitter(document: Document) -> Sequence[tuple[Chunk | None, str]]:
             units = split(document)

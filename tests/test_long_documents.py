@@ -134,6 +134,16 @@ def test_an_overlap_as_large_as_a_window_is_a_usage_error(
     assert sent_documents(server) == []
 
 
+def test_an_overlap_as_large_as_a_window_is_refused_even_when_every_document_is_short(
+    api_cli: RunCli, server: RerankServer
+) -> None:
+    # Far below the limit even at the worst bytes per character: no document needs a window.
+    result = run(api_cli, "short", "--max-tokens", "1000", "--chunk-overlap", "1000")
+    assert result.exit_code == 2
+    assert "--chunk-overlap 1000" in result.stderr
+    assert sent_documents(server) == []
+
+
 # ---------------------------------------------------------------------------------------------
 # truncate, error
 
