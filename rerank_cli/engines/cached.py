@@ -61,21 +61,22 @@ class CachedEngine:
         self, query: str, texts: Sequence[str]
     ) -> tuple[list[Key] | None, list[float | None]]:
         """Keys and cached scores (None: a miss) of ``texts``, or the ones pending() found for
-        this very query and list. A question never asked has nothing to find: its texts are
-        neither hashed nor looked up here (score() hashes them while the first requests are
-        out)."""
+        this very query and list. Texts are hashed here only to be looked up: a question never
+        asked has nothing to find, and --refresh reads nothing (score() hashes them while the
+        first requests are out)."""
         memo = self._looked_up
         if memo is not None and memo[0] == query and memo[1] is texts:
             return memo[2], memo[3]
         cache = self.cache
         keys: list[Key] | None = None
         found: list[float | None] = [None] * len(texts)
-        if self.mode == "normal" and cache is not None:
-            if cache.may_have(question_id(self.scope, query)):
-                keys = make_keys(self.scope, query, texts)
-                found = cache.lookup(keys, self.ttl_days)
-        else:
-            keys = make_keys(self.scope, query, texts)  # refresh: written, never read
+        if (
+            self.mode == "normal"
+            and cache is not None
+            and cache.may_have(question_id(self.scope, query))
+        ):
+            keys = make_keys(self.scope, query, texts)
+            found = cache.lookup(keys, self.ttl_days)
         self._looked_up = (query, texts, keys, found)
         return keys, found
 
