@@ -13,11 +13,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from rerank_cli import pipeline
-from rerank_cli.cache import Scope, ScoreCache
-from rerank_cli.documents import Document
-from rerank_cli.engines.base import ScoreCallback, Stats
-from rerank_cli.engines.cached import CachedEngine
+from rerank_cli.core import pipeline
+from rerank_cli.core.documents import Document
+from rerank_cli.engines.interface import ScoreCallback, Stats
+from rerank_cli.store.cached_engine import CachedEngine
+from rerank_cli.store.score_cache import Scope, ScoreCache
 
 QUERY = "how do I rotate the signing keys"
 SCOPE = Scope.for_api("https://gigarouter.ai/v1", "Qwen/Qwen3-Reranker-0.6B")

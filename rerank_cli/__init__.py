@@ -15,13 +15,13 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any
 
-    from rerank_cli.documents import Result
+    from rerank_cli.core.documents import Result
 
 __all__ = ["__version__", "rerank"]
 
 
 def rerank(query: str, documents: Iterable[str], **settings: Any) -> list[Result]:
     """Rank ``documents`` against ``query``; ``settings`` are the CLI's long option names."""
-    from rerank_cli.api import rerank as _rerank
+    from rerank_cli.session import rerank as _rerank
 
     return _rerank(query, documents, **settings)

@@ -14,7 +14,7 @@ import pytest
 
 import rerank_cli.redact
 from rerank_cli.cli import main
-from rerank_cli.profiles import BUILTIN
+from rerank_cli.providers.profile import BUILTIN
 from rerank_cli.terminal import Environment
 
 # --- The host's environment, cleaned at import time (subprocesses copy os.environ) --------------

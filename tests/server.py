@@ -677,7 +677,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     @staticmethod
     def _check_tokens(documents: list[str], limit: int) -> None:
-        from rerank_cli.tokens import QWEN3_DOCUMENT_LEAD, QwenTokenizer
+        from rerank_cli.providers.tokens import QWEN3_DOCUMENT_LEAD, QwenTokenizer
 
         tokenizer = QwenTokenizer(lead=QWEN3_DOCUMENT_LEAD)
         for index, document in enumerate(documents):

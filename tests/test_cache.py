@@ -16,8 +16,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rerank_cli import cache as cache_module
-from rerank_cli.cache import (
+from rerank_cli.engines.interface import ScoreCallback, Stats
+from rerank_cli.store import cached_engine as cached_engine_module
+from rerank_cli.store import score_cache as cache_module
+from rerank_cli.store.cached_engine import CachedEngine
+from rerank_cli.store.score_cache import (
     DAY,
     FILE_NAME,
     Scope,
@@ -27,9 +30,6 @@ from rerank_cli.cache import (
     open_cache,
     question_id,
 )
-from rerank_cli.engines import cached as cached_engine_module
-from rerank_cli.engines.base import ScoreCallback, Stats
-from rerank_cli.engines.cached import CachedEngine
 from tests.conftest import TEST_KEY
 from tests.server import Fault, RerankServer
 from tests.server import score as server_score
@@ -758,9 +758,9 @@ def test_other_operational_errors_are_not_retried() -> None:
 def test_against_the_loopback_api_nothing_is_paid_twice(
     server: RerankServer, db_path: Path, warnings: list[str]
 ) -> None:
-    from rerank_cli.engines.api import ApiEngine
+    from rerank_cli.engines.api.api_engine import ApiEngine
     from rerank_cli.errors import ApiRefused
-    from rerank_cli.settings import Settings
+    from rerank_cli.settings.resolution import Settings
 
     settings = Settings(
         base_url=server.base_url, api_key=TEST_KEY, batch_size=4, concurrency=1, wait_cold=0

@@ -17,8 +17,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from rerank_cli.cache import DAY, FILE_NAME, Scope, ScoreCache, make_keys, question_id
-from rerank_cli.settings import resolve
+from rerank_cli.settings.resolution import resolve
+from rerank_cli.store.score_cache import DAY, FILE_NAME, Scope, ScoreCache, make_keys, question_id
 from tests.conftest import TEST_KEY, CliResult, RunCli, api_options
 from tests.server import Fault, RerankServer, score
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from rerank_cli.cache import DAY, FILE_NAME, Scope, ScoreCache, make_keys, question_id
+from rerank_cli.store.score_cache import DAY, FILE_NAME, Scope, ScoreCache, make_keys, question_id
 from tests.conftest import RunCli
 
 SCOPE = Scope.for_api("https://gigarouter.ai/v1", "m")

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from rerank_cli.cache import FILE_NAME, Scope, ScoreCache, make_keys
+from rerank_cli.store.score_cache import FILE_NAME, Scope, ScoreCache, make_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 SCOPE = Scope.for_api("https://gigarouter.ai/v1", "m")
@@ -22,9 +22,9 @@ QUERY = "shared query"
 WORKER = r"""
 import asyncio, json, os, sys, time, zlib
 from pathlib import Path
-from rerank_cli.cache import ScoreCache, Scope
-from rerank_cli.engines.base import Stats
-from rerank_cli.engines.cached import CachedEngine
+from rerank_cli.store.score_cache import ScoreCache, Scope
+from rerank_cli.engines.interface import Stats
+from rerank_cli.store.cached_engine import CachedEngine
 
 path, go, start, end, batch = Path(sys.argv[1]), Path(sys.argv[2]), *map(int, sys.argv[3:6])
 delay = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0

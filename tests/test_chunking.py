@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rerank_cli.chunking import LineChunker, line_starts, split, splitter
-from rerank_cli.documents import Chunk, Document
+from rerank_cli.core.documents import Chunk, Document
+from rerank_cli.core.line_chunks import LineChunker, line_starts, split, splitter
 from rerank_cli.errors import UsageError
 
 

@@ -12,9 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from rerank_cli import __version__, execution
-from rerank_cli.client import RETRY_STATUSES
-from rerank_cli.engines.factory import make_engine
+from rerank_cli import __version__
+from rerank_cli.engines.api.client import RETRY_STATUSES
+from rerank_cli.engines.registry import make_engine
+from rerank_cli.jobs import execution
 from tests.conftest import TEST_KEY, CliResult, RunCli, api_options
 from tests.server import Fault, RerankServer, score
 

@@ -14,11 +14,11 @@ import httpx
 import pytest
 
 from rerank_cli import __version__
-from rerank_cli import client as client_module
-from rerank_cli.client import MAX_HINT_SECONDS, RETRY_STATUSES, RerankClient, retry_hint
-from rerank_cli.engines.base import Stats
+from rerank_cli.engines.api import client as client_module
+from rerank_cli.engines.api.client import MAX_HINT_SECONDS, RETRY_STATUSES, RerankClient, retry_hint
+from rerank_cli.engines.interface import Stats
 from rerank_cli.errors import ApiFailed, ApiRefused, BadResponse, RequestTooLarge
-from rerank_cli.settings import Settings
+from rerank_cli.settings.resolution import Settings
 from tests.conftest import TEST_KEY
 from tests.server import Fault, RerankServer, score
 

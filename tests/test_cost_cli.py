@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from rerank_cli.settings import DEFAULT_MODEL
+from rerank_cli.settings.resolution import DEFAULT_MODEL
 from tests.conftest import TEST_KEY, CliResult, RunCli
 from tests.server import Fault, RerankServer
 

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rerank_cli import protocol
-from rerank_cli.batching import plan_batches
-from rerank_cli.engines.api import ApiEngine, batches
-from rerank_cli.engines.base import Stats
+from rerank_cli.engines.api import protocol
+from rerank_cli.engines.api.api_engine import ApiEngine, batches
+from rerank_cli.engines.api.batching import plan_batches
+from rerank_cli.engines.interface import Stats
 from rerank_cli.errors import ApiRefused, RequestTooLarge
-from rerank_cli.settings import Settings
+from rerank_cli.settings.resolution import Settings
 from tests.conftest import TEST_KEY
 from tests.server import Fault, RerankServer, score
 

@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 import pytest
 
-from rerank_cli.chunking import LineChunker, split
-from rerank_cli.engines.base import ScoreCallback
+from rerank_cli.core.line_chunks import LineChunker, split
+from rerank_cli.engines.interface import ScoreCallback
 from rerank_cli.engines.lexical import LexicalEngine
 from tests.conftest import CliResult, RunCli
 from tests.server import RerankServer, score

@@ -28,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rerank_cli.protocol import parse_response
+from rerank_cli.engines.api.protocol import parse_response
 from tests.conftest import RunCli
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rerank_cli import instructions
 from rerank_cli.errors import UsageError
-from rerank_cli.instructions import (
+from rerank_cli.providers import instructions
+from rerank_cli.providers.instructions import (
     DEFAULT_INSTRUCTION,
     DESCRIPTIONS,
     TASKS,

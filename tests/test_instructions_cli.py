@@ -86,14 +86,14 @@ def test_without_an_instruction_the_query_is_untouched(
 def test_each_task_preset_sends_its_instruction(
     api_cli: RunCli, server: RerankServer, name: str
 ) -> None:
-    from rerank_cli.instructions import TASKS
+    from rerank_cli.providers.instructions import TASKS
 
     rank(api_cli, "--task", name)
     assert only_body(server)["query"] == f"<Instruct>: {TASKS[name]}\n<Query>: {QUERY}"
 
 
 def test_presets_are_distinct_and_web_is_the_model_default() -> None:
-    from rerank_cli.instructions import TASKS
+    from rerank_cli.providers.instructions import TASKS
 
     assert tuple(TASKS) == PRESETS
     assert TASKS["web"] == MODEL_DEFAULT
@@ -165,7 +165,7 @@ def test_instruction_precedence(
     config: str,
     expected: str,
 ) -> None:
-    from rerank_cli.instructions import TASKS
+    from rerank_cli.providers.instructions import TASKS
 
     write_config(isolated_env, config)
     rank(api_cli, *args, env=env)
@@ -208,7 +208,7 @@ def test_field_mode_sends_the_profiles_field(
     field: str,
     model: str | None,
 ) -> None:
-    from rerank_cli.profiles import BUILTIN
+    from rerank_cli.providers.profile import BUILTIN
 
     model = model or BUILTIN[profile].model
     server.paths = {path}
@@ -279,7 +279,7 @@ def test_template_mode_without_an_instruction_uses_the_model_default(
 
 
 def test_template_mode_with_a_task(api_cli: RunCli, server: RerankServer) -> None:
-    from rerank_cli.instructions import TASKS
+    from rerank_cli.providers.instructions import TASKS
 
     rank(api_cli, "--task", "code", "--instruction-mode", "template")
     assert only_body(server) == template_request(TASKS["code"], QUERY, DOCS)

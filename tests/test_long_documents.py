@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rerank_cli.tokens import QWEN3_DOCUMENT_LEAD, QwenTokenizer, estimate_tokens
+from rerank_cli.providers.tokens import QWEN3_DOCUMENT_LEAD, QwenTokenizer, estimate_tokens
 from tests.conftest import CliResult, RunCli
 from tests.server import RerankServer, score
 
@@ -299,8 +299,8 @@ def test_the_default_limit_is_the_context_less_query_and_prompt(
     args: list[str],
     seen_query: str | None,
 ) -> None:
-    from rerank_cli.instructions import TASKS
-    from rerank_cli.tokens import qwen3_document_limit, qwen3_reranker_prompt_tokens
+    from rerank_cli.providers.instructions import TASKS
+    from rerank_cli.providers.tokens import qwen3_document_limit, qwen3_reranker_prompt_tokens
 
     if seen_query is None:
         seen_query = f"<Instruct>: {TASKS['qa']}\n<Query>: {QUERY}"
@@ -326,8 +326,8 @@ def test_the_default_limit_is_the_context_less_query_and_prompt(
 def test_template_mode_limit_counts_the_instruction_in_the_prompt(
     api_cli: RunCli, server: RerankServer
 ) -> None:
-    from rerank_cli.instructions import TEMPLATE_SUFFIX
-    from rerank_cli.tokens import qwen3_document_limit
+    from rerank_cli.providers.instructions import TEMPLATE_SUFFIX
+    from rerank_cli.providers.tokens import qwen3_document_limit
 
     instruction = "Given a question about foxes, retrieve passages that answer it"
     limit = qwen3_document_limit(QUERY, instruction)
@@ -454,9 +454,9 @@ _TEXT = st.lists(
 def test_long_line_chunks_become_windows_that_fit_and_point_into_the_file(
     text: str, max_tokens: int, lines: int, data: st.DataObject
 ) -> None:
-    from rerank_cli.chunking import LineChunker, splitter
-    from rerank_cli.documents import Document
-    from rerank_cli.longdocs import Limit, LongDocuments
+    from rerank_cli.core.documents import Document
+    from rerank_cli.core.line_chunks import LineChunker, splitter
+    from rerank_cli.core.long_documents import Limit, LongDocuments
 
     overlap = data.draw(st.integers(0, max_tokens // 2))
     long = LongDocuments(Limit(IN_PROMPT, max_tokens), "chunk", overlap)

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rerank_cli.documents import Chunk, Document, Result
-from rerank_cli.engines.base import ScoreCallback, Stats
-from rerank_cli.pipeline import Filters, fold, plan, rank, score_documents
+from rerank_cli.core.documents import Chunk, Document, Result
+from rerank_cli.core.pipeline import Filters, fold, plan, rank, score_documents
+from rerank_cli.engines.interface import ScoreCallback, Stats
 from rerank_cli.writers import WriteOptions
 from rerank_cli.writers.text import write_json, write_jsonl
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rerank_cli.pricing import documents_per_unit, parse_models, price_per_1k
+from rerank_cli.providers.pricing import documents_per_unit, parse_models, price_per_1k
 
 
 @pytest.mark.parametrize(

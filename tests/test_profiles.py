@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rerank_cli import settings as rerank_settings
+from rerank_cli.engines.api.protocol import parse_response
 from rerank_cli.errors import BadResponse, UsageError
-from rerank_cli.instructions import MODES
-from rerank_cli.profiles import (
+from rerank_cli.providers.instructions import MODES
+from rerank_cli.providers.profile import (
     BUILTIN,
     DEFAULT_PROFILE,
     RESERVED_FIELDS,
@@ -26,7 +26,7 @@ from rerank_cli.profiles import (
     resolve_profile,
     tokenizer_family,
 )
-from rerank_cli.protocol import parse_response
+from rerank_cli.settings import resolution as rerank_settings
 
 DATA = Path(__file__).parent / "data" / "providers"
 

@@ -128,7 +128,7 @@ DIALECTS = [
 def test_each_profile_speaks_its_providers_dialect(
     cli: RunCli, server: RerankServer, dialect: Dialect
 ) -> None:
-    from rerank_cli.profiles import BUILTIN
+    from rerank_cli.providers.profile import BUILTIN
 
     dialect.serve(server)
     args = ("-P", dialect.profile, "--base-url", dialect.root(server), "-o", "jsonl")
@@ -320,7 +320,7 @@ def test_bad_profiles_are_usage_errors(
 
 def test_a_top_level_base_url_or_model_is_the_default_profiles_only() -> None:
     """A config base_url set for one provider must not carry another provider's key there."""
-    from rerank_cli.settings import resolve
+    from rerank_cli.settings.resolution import resolve
 
     config = {"base_url": "https://proxy.example/v1", "model": "BAAI/bge-reranker-base"}
     env = {"CO_API_KEY": "co-1"}
@@ -350,7 +350,7 @@ DISTINCT = "co-v4lue-that-must-never-show-7731"
 def test_profiles_lists_every_profile_and_which_key_is_set_never_the_key(
     cli: RunCli, isolated_env: dict[str, str]
 ) -> None:
-    from rerank_cli.profiles import BUILTIN
+    from rerank_cli.providers.profile import BUILTIN
 
     write_config(
         isolated_env,
@@ -388,7 +388,7 @@ def test_profiles_table(cli: RunCli) -> None:
 
 
 def test_tasks_lists_the_presets(cli: RunCli) -> None:
-    from rerank_cli.instructions import TASKS
+    from rerank_cli.providers.instructions import TASKS
 
     result = cli("tasks", "-o", "jsonl")
     assert result.exit_code == 0
@@ -444,7 +444,7 @@ def test_a_token_budget_per_request_splits_batches(
     mode: str,
     instruction: str | None,
 ) -> None:
-    from rerank_cli.tokens import QwenTokenizer
+    from rerank_cli.providers.tokens import QwenTokenizer
 
     budget = 400
     write_config(

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rerank_cli.engines.api.protocol import _well_formed, parse_response
 from rerank_cli.errors import BadResponse
-from rerank_cli.protocol import _well_formed, parse_response
 
 
 def reference(items: list[Any], count: int) -> list[float] | None:

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rerank_cli.errors import InputError
-from rerank_cli.readers import ReadOptions, ReadReport, detect, read
-from rerank_cli.readers.base import split_lines
+from rerank_cli.sources import ReadOptions, ReadReport, detect, read
+from rerank_cli.sources.records import split_lines
 
 
 def docs(data: bytes, **options: object) -> list:  # type: ignore[type-arg]

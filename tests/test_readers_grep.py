@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rerank_cli.documents import Document
-from rerank_cli.readers import ReadOptions, ReadReport, ansi, read
-from rerank_cli.readers.base import chomp, split_lines, strip_bom
+from rerank_cli.core.documents import Document
+from rerank_cli.sources import ReadOptions, ReadReport, ansi, read
+from rerank_cli.sources.records import chomp, split_lines, strip_bom
 
 
 def parse(data: bytes, root: Path | None = None, **options: Any) -> list[Document]:

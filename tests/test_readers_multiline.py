@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from rerank_cli.documents import Document
-from rerank_cli.readers import ReadOptions, ReadReport, read
+from rerank_cli.core.documents import Document
+from rerank_cli.sources import ReadOptions, ReadReport, read
 from tests.conftest import RunCli
 
 LEXICAL = ("--engine", "lexical")

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rerank_cli.documents import Document
+from rerank_cli.core.documents import Document
 from rerank_cli.errors import InputError
-from rerank_cli.readers import ReadOptions, ReadReport, detect, read
+from rerank_cli.sources import ReadOptions, ReadReport, detect, read
 
 
 def event(kind: str, path: Any, lines: Any, line: int | None, offset: int | None) -> bytes:

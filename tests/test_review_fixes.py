@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rerank_cli.client import _TOO_LARGE
+from rerank_cli.engines.api.client import _TOO_LARGE
 from tests.conftest import TEST_KEY, RunCli
 from tests.server import Fault, RerankServer
 

@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from rerank_cli import protocol
+from rerank_cli.engines.api import protocol
 from rerank_cli.errors import BadResponse
 from tests.conftest import TEST_KEY
 from tests.server import Fault, RerankServer, prefer_wait, score

@@ -6,7 +6,7 @@ import pytest
 
 from rerank_cli.errors import UsageError
 from rerank_cli.redact import mask, redact, register_secret
-from rerank_cli.settings import Settings, check_transport_security, is_loopback, resolve
+from rerank_cli.settings.resolution import Settings, check_transport_security, is_loopback, resolve
 
 
 def test_option_beats_environment_beats_config_beats_default() -> None:

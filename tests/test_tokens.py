@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rerank_cli import tokens
-from rerank_cli.tokens import (
+from rerank_cli.providers import tokens
+from rerank_cli.providers.tokens import (
     QWEN3_ADDED_TOKENS,
     QWEN3_DOCUMENT_LEAD,
     EstimateTokenizer,
@@ -183,7 +183,7 @@ def refuse(*a, **k):
 socket.socket.connect = refuse
 socket.getaddrinfo = refuse
 socket.create_connection = refuse
-from rerank_cli.tokens import QwenTokenizer, tokenizer_for
+from rerank_cli.providers.tokens import QwenTokenizer, tokenizer_for
 assert tokenizer_for("Qwen/Qwen3-Reranker-0.6B").exact
 print(QwenTokenizer().count("Hello, 世界 😀"))
 """

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import trustme
 
-from rerank_cli.transport import Http11Transport
+from rerank_cli.engines.api.transport import Http11Transport
 
 # A scripted server: for each connection, read requests and send what the script says.
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rerank_cli.errors import UsageError
-from rerank_cli.walk import (
+from rerank_cli.sources.walk import (
     DEFAULT_MAX_FILESIZE,
     SECRET_PATTERNS,
     FoundFile,

@@ -7,7 +7,7 @@ import io
 import orjson
 import pytest
 
-from rerank_cli.documents import Chunk, Document, Result, Source
+from rerank_cli.core.documents import Chunk, Document, Result, Source
 from rerank_cli.writers import WriteOptions, write
 
 

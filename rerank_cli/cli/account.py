@@ -22,7 +22,8 @@ def account(
 ) -> None:
     """Show the account's balance (GET /account). The key travels in that URL's query string,
     so the URL is never printed."""
-    from rerank_cli import catalog, ranking
+    from rerank_cli.jobs import catalog_job as catalog
+    from rerank_cli.jobs import rank_job as ranking
 
     env = ctx.obj
     settings = ranking.settings_for(env, **settings_overrides(base_url=base_url, api_key=api_key))

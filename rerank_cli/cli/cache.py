@@ -19,7 +19,7 @@ def _out(ctx: typer.Context, text: str) -> None:
 @app.command()
 def path(ctx: typer.Context) -> None:
     """Print the cache file's path (RERANK_CACHE_DIR overrides the directory)."""
-    from rerank_cli import cache
+    from rerank_cli.store import score_cache as cache
 
     _out(ctx, f"{cache.cache_path(ctx.obj.env)}\n")
 
@@ -30,7 +30,7 @@ def stats(
     json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Entries, size on disk, and the last run's hits and misses."""
-    from rerank_cli import cache_admin
+    from rerank_cli.store import maintenance as cache_admin
 
     report = cache_admin.stats(ctx.obj.env, ctx.obj.warn)
     if json:
@@ -57,6 +57,6 @@ def clear(
     ] = None,
 ) -> None:
     """Delete cached scores."""
-    from rerank_cli import cache_admin
+    from rerank_cli.store import maintenance as cache_admin
 
     ctx.obj.info(cache_admin.clear(ctx.obj.env, ctx.obj.warn, older_than))

@@ -12,7 +12,7 @@ app = typer.Typer(help="Show or change the config file (config.toml).", no_args_
 @app.command()
 def path(ctx: typer.Context) -> None:
     """Print the config file's path."""
-    from rerank_cli import config
+    from rerank_cli.settings import config_file as config
 
     ctx.obj.stdout.write(f"{config.config_path(ctx.obj.env)}\n".encode())
 
@@ -20,7 +20,7 @@ def path(ctx: typer.Context) -> None:
 @app.command()
 def show(ctx: typer.Context) -> None:
     """Print the config file, keys redacted."""
-    from rerank_cli import configuration
+    from rerank_cli.settings import config_edit as configuration
 
     ctx.obj.stdout.write(configuration.show(ctx.obj.env).encode())
 
@@ -32,7 +32,7 @@ def set_(
     value: Annotated[str, typer.Argument(help="Its value.")],
 ) -> None:
     """Set KEY to VALUE (the file is written with mode 0600)."""
-    from rerank_cli import configuration
+    from rerank_cli.settings import config_edit as configuration
 
     ctx.obj.info(configuration.set_value(ctx.obj.env, key, value))
 
@@ -42,6 +42,6 @@ def unset(
     ctx: typer.Context, key: Annotated[str, typer.Argument(help="The setting to remove.")]
 ) -> None:
     """Remove KEY from the config file."""
-    from rerank_cli import configuration
+    from rerank_cli.settings import config_edit as configuration
 
     ctx.obj.info(configuration.unset_value(ctx.obj.env, key))

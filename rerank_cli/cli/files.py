@@ -175,9 +175,9 @@ def files(
     skipped; each file is scored by its best chunk of --chunk-lines lines.
     """
     params = dict(locals())
-    from rerank_cli import files as core
-    from rerank_cli.chunking import LineChunker
-    from rerank_cli.walk import WalkOptions, parse_size
+    from rerank_cli.core.line_chunks import LineChunker
+    from rerank_cli.jobs import files_job as core
+    from rerank_cli.sources.walk import WalkOptions, parse_size
 
     env = ctx.obj
     job = core.FilesJob(

@@ -21,7 +21,8 @@ def models(
     verbose: VerboseOpt = False,
 ) -> None:
     """List the models the API serves (GET /models), with their prices."""
-    from rerank_cli import catalog, ranking
+    from rerank_cli.jobs import catalog_job as catalog
+    from rerank_cli.jobs import rank_job as ranking
 
     env = ctx.obj
     settings = ranking.settings_for(env, **settings_overrides(base_url=base_url, api_key=api_key))

@@ -309,8 +309,8 @@ SETTING_OPTIONS = (
 def job_options(ctx: typer.Context, params: Mapping[str, Any]) -> dict[str, Any]:
     """The :class:`~rerank_cli.execution.JobOptions` fields from a ranking command's
     parameters (its ``locals()``): the shared options are declared once, here, and read once."""
-    from rerank_cli.pipeline import Filters
-    from rerank_cli.ranking import settings_for
+    from rerank_cli.core.pipeline import Filters
+    from rerank_cli.jobs.rank_job import settings_for
 
     env = ctx.obj
     env.color_mode = params["color"].value

@@ -10,6 +10,6 @@ from rerank_cli.cli.options import OutputOpt
 def profiles(ctx: typer.Context, output: OutputOpt = None) -> None:
     """List provider profiles: URL, the key variables each reads and whether one is set (never
     the key). Change or add profiles in [profiles.NAME] sections of the config file."""
-    from rerank_cli import catalog
+    from rerank_cli.jobs import catalog_job as catalog
 
     raise typer.Exit(catalog.run_profiles(ctx.obj, output.value if output else None))

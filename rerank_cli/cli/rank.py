@@ -169,8 +169,8 @@ def rank(
 ) -> None:
     """Rank documents by relevance to QUERY."""
     params = dict(locals())
-    from rerank_cli import ranking
-    from rerank_cli.readers import ReadOptions
+    from rerank_cli.jobs import rank_job as ranking
+    from rerank_cli.sources import ReadOptions
 
     env = ctx.obj
     job = ranking.RankJob(

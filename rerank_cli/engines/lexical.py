@@ -9,7 +9,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from rerank_cli.engines.base import ScoreCallback, Stats
+from rerank_cli.engines.interface import ScoreCallback, Stats
 
 # Ideographic scripts have no spaces: each character is a token there.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"

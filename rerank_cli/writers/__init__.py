@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import IO
 
-from rerank_cli.documents import Result
-from rerank_cli.writers.base import WriteOptions
+from rerank_cli.core.documents import Result
+from rerank_cli.writers.common import WriteOptions
 
 __all__ = ["FORMATS", "WriteOptions", "write"]
 

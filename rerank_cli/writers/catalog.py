@@ -7,8 +7,8 @@ from typing import IO, Any
 
 import orjson
 
-from rerank_cli.pricing import ModelInfo
-from rerank_cli.writers.base import WriteOptions, render
+from rerank_cli.providers.pricing import ModelInfo
+from rerank_cli.writers.common import WriteOptions, render
 
 
 def _model_record(info: ModelInfo) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import IO, Any
 
 import orjson
 
-from rerank_cli.writers.base import WriteOptions, render
+from rerank_cli.writers.common import WriteOptions, render
 
 
 def write_rows(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import IO
 
-from rerank_cli.documents import Result
-from rerank_cli.writers.base import WriteOptions, render
+from rerank_cli.core.documents import Result
+from rerank_cli.writers.common import WriteOptions, render
 
 PADDING = 2  # rich's default horizontal padding between columns, box=None
 MAX_SOURCE = 40

@@ -7,8 +7,8 @@ from typing import IO, TypeVar
 
 import orjson
 
-from rerank_cli.documents import Result
-from rerank_cli.writers.base import WriteOptions, record
+from rerank_cli.core.documents import Result
+from rerank_cli.writers.common import WriteOptions, record
 
 T = TypeVar("T")
 _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

@@ -104,7 +104,12 @@ def random_texts(count: int) -> Iterator[str]:
 
 def compare(tokenizer_json: str, paths: list[str]) -> None:
     sys.path.insert(0, str(REPOSITORY))
-    from rerank_cli.tokens import QWEN3_ADDED_TOKENS, QwenTokenizer, _qwen_vocab, estimate_tokens
+    from rerank_cli.providers.tokens import (
+        QWEN3_ADDED_TOKENS,
+        QwenTokenizer,
+        _qwen_vocab,
+        estimate_tokens,
+    )
 
     reference, label = load(tokenizer_json)
     ours = QwenTokenizer()

@@ -1,0 +1,1 @@
+"""The hosted-API engine: batching, the HTTP client with retries, and the wire protocol."""

@@ -1,0 +1,1 @@
+"""What each command does between parsing and printing: source → session → writer."""

@@ -1,0 +1,89 @@
+"""The ``rerank files`` job: walk → one document per file → score every chunk (a file scores as
+its best chunk) → rank → write. The CLI parses options into a :class:`FilesJob`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import partial
+
+from rerank_cli.core.documents import Document, Result, Source
+from rerank_cli.core.line_chunks import Chunker, LineChunker, splitter
+from rerank_cli.engines.interface import Stats
+from rerank_cli.engines.registry import check_engine
+from rerank_cli.errors import ExitCode, NothingToShow, UsageError
+from rerank_cli.jobs import execution
+from rerank_cli.jobs.execution import JobOptions
+from rerank_cli.settings.resolution import Settings
+from rerank_cli.sources import walk
+from rerank_cli.terminal import Environment
+
+
+@dataclass(kw_only=True)
+class FilesJob(JobOptions):
+    query: str
+    paths: list[str] = field(default_factory=list)  # none: the working directory
+    walk_options: walk.WalkOptions = field(default_factory=walk.WalkOptions)
+    chunker: Chunker = field(default_factory=LineChunker)
+    null: bool = False  # -0: NUL-terminated paths (output None: table on a terminal, else jsonl)
+
+
+def output_format(env: Environment, job: FilesJob) -> str:
+    if job.null:
+        if job.output not in (None, "plain"):
+            raise UsageError("-0/--null goes with -o plain (paths only)")
+        return "plain"
+    return execution.output_format(env, job.output)
+
+
+def collect(job: FilesJob, report: walk.WalkReport) -> list[Document]:
+    """One document per readable text file, numbered in walk order."""
+    documents: list[Document] = []
+    for found in walk.walk(job.paths, job.walk_options, report):
+        loaded = walk.load(found, job.walk_options, report)
+        if loaded is None:
+            continue
+        documents.append(
+            Document(
+                text=loaded.text,
+                raw=os.fsencode(loaded.path) + b"\n",
+                source=Source(loaded.path, None),
+                index=len(documents),
+            )
+        )
+    return documents
+
+
+def _secrets_warning(settings: Settings) -> str:
+    where = f"sent to {settings.host}" if settings.engine == "api" else "scored (offline engine)"
+    return (
+        "--include-secrets: files that may hold secrets (" + ", ".join(walk.SECRET_PATTERNS) + ") "
+        f"will be read and {where}"
+    )
+
+
+def emit(env: Environment, null: bool, results: list[Result], fmt: str) -> None:
+    from rerank_cli.writers import WriteOptions
+    from rerank_cli.writers import file_ranking as files_writer
+
+    options = WriteOptions(width=env.width, color=env.stdout_color, null=null)
+    files_writer.write(results, fmt, env.stdout, options)
+
+
+def run(env: Environment, job: FilesJob) -> ExitCode:
+    fmt = output_format(env, job)
+    # Before the walk: a missing key or an insecure URL fails at once, not after a long walk.
+    check_engine(job.settings, require_key=not job.dry_run)
+    if job.walk_options.include_secrets:
+        env.warn(_secrets_warning(job.settings))
+
+    report = walk.WalkReport(on_warning=env.warn)
+    documents = collect(job, report)
+    work = execution.plan_work(env, job.query, documents, job, splitter(job.chunker))
+    if job.verbose:
+        skipped = report.summary(job.walk_options.max_filesize)
+        env.info(f"{len(documents)} files, {len(work.units)} chunks; {skipped}")
+    if not documents:
+        raise NothingToShow("no files to rank")
+    stats = Stats(documents=len(documents))
+    return execution.execute(env, job.query, work, stats, job, partial(emit, env, job.null), fmt)

@@ -1,0 +1,106 @@
+"""The rank job: gather documents from every input, score them, rank, write. The CLI parses
+options into a :class:`RankJob`; everything after that happens here."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from rerank_cli import sources as readers
+from rerank_cli import writers
+from rerank_cli.core.documents import Document, Result
+from rerank_cli.engines.interface import Stats
+from rerank_cli.engines.registry import check_engine
+from rerank_cli.errors import ExitCode, InputError, NothingToShow, UsageError
+from rerank_cli.jobs.execution import JobOptions, execute, output_format, plan_work
+from rerank_cli.redact import register_secret
+from rerank_cli.settings import config_file as config
+from rerank_cli.settings.resolution import Settings, resolve
+from rerank_cli.terminal import Environment
+
+STDIN_NAME = "<stdin>"
+
+
+def settings_for(env: Environment, **options: Any) -> Settings:
+    """Options → environment → config file → defaults; the key is registered for redaction."""
+    path = config.config_path(env.env)
+    settings = resolve(options, env.env, config.load(path), config_origin=str(path))
+    register_secret(settings.api_key)
+    register_secret(urlsplit(settings.base_url).password)  # a password in the URL is one too
+    return settings
+
+
+@dataclass(kw_only=True)
+class RankJob(JobOptions):
+    query: str
+    arguments: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    read_options: readers.ReadOptions = field(default_factory=readers.ReadOptions)
+
+
+def read_input(env: Environment, name: str) -> tuple[str, bytes]:
+    """(display name, bytes) of one ``-i`` input; ``-`` is stdin."""
+    if name == "-":
+        return STDIN_NAME, env.stdin.read()
+    path = Path(name)
+    # Names are shown (and written as JSON) as text: undecodable bytes become U+FFFD.
+    name = os.fsencode(name).decode("utf-8", "replace")
+    try:
+        return name, path.read_bytes()
+    except FileNotFoundError:
+        raise InputError("no such file", name) from None
+    except IsADirectoryError:
+        raise InputError("is a directory (to rank files, use: rerank files)", name) from None
+    except PermissionError:
+        raise InputError("permission denied", name) from None
+    except OSError as error:
+        raise InputError(f"cannot read ({error.strerror})", name) from None
+
+
+def collect(env: Environment, job: RankJob, report: readers.ReadReport) -> list[Document]:
+    """Every document, numbered in input order: arguments first, then each input."""
+
+    def sources() -> Iterator[Document]:
+        for text in job.arguments:
+            # Python hands over undecodable argv bytes as lone surrogates: keep the bytes for
+            # plain output, score the text with U+FFFD, as for files.
+            raw = text.encode("utf-8", errors="surrogateescape")
+            yield Document(text=report.decode(raw, "arguments"), raw=raw + b"\n")
+        inputs = job.inputs
+        if not job.arguments and not inputs:
+            if env.stdin_isatty:
+                raise UsageError(
+                    "no documents: give them as arguments, with -i FILE, or on stdin "
+                    "(e.g. rg -n TODO | rerank 'query'); see rerank --help"
+                )
+            inputs = ["-"]
+        for name in inputs:
+            shown, data = read_input(env, name)
+            yield from readers.read(data, shown, job.read_options, report)
+
+    documents = list(sources())
+    for index, document in enumerate(documents):
+        document.index = index
+    return documents
+
+
+def emit(env: Environment, results: list[Result], fmt: str) -> None:
+    writers.write(results, fmt, env.stdout, writers.WriteOptions(env.width, env.stdout_color))
+
+
+def run(env: Environment, job: RankJob) -> ExitCode:
+    # No key (or one that would travel in clear text): say so before reading any input.
+    check_engine(job.settings, require_key=not job.dry_run)
+    report = readers.ReadReport(on_warning=env.warn)
+    documents = collect(env, job, report)
+    if not documents:
+        raise NothingToShow("no documents to rank")
+    stats = Stats(documents=len(documents), skipped=report.skipped)
+    fmt = output_format(env, job.output)
+    work = plan_work(env, job.query, documents, job)
+    return execute(env, job.query, work, stats, job, partial(emit, env), fmt)

@@ -1,0 +1,43 @@
+"""What ``rerank config`` does: show, set and unset keys, secrets never printed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rerank_cli.errors import UsageError
+from rerank_cli.redact import mask
+from rerank_cli.settings import config_file as config
+from rerank_cli.settings.resolution import SECRET_KEYS, convert
+
+
+def show(env: Mapping[str, str]) -> str:
+    """The file as TOML, secrets masked (``api_key = "gr-…abcd"``)."""
+    import tomli_w
+
+    path = config.config_path(env)
+    table = config.load(path)
+    masked = {
+        key: mask(value) if key in SECRET_KEYS and isinstance(value, str) else value
+        for key, value in table.items()
+    }
+    header = f"# {path}" + ("" if path.exists() else " (does not exist yet)")
+    return header + "\n" + tomli_w.dumps(masked)
+
+
+def set_value(env: Mapping[str, str], key: str, value: str) -> str:
+    path = config.config_path(env)
+    typed = convert(key, value, "rerank config set")
+    table = config.load(path)
+    table[key] = typed
+    config.save(path, table)
+    return f"set {key} in {path}"
+
+
+def unset_value(env: Mapping[str, str], key: str) -> str:
+    path = config.config_path(env)
+    table = config.load(path)
+    if key not in table:
+        raise UsageError(f"{key} is not set in {path}")
+    del table[key]
+    config.save(path, table)
+    return f"removed {key} from {path}"

@@ -1,0 +1,70 @@
+"""Readers turn the bytes of one input into documents; :func:`read` picks one by format."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import orjson
+
+from rerank_cli.core.documents import Document
+from rerank_cli.errors import UsageError
+from rerank_cli.sources import grep, jsonish, lines, nul, paragraphs, rg_json
+from rerank_cli.sources.records import (
+    Reader,
+    ReadOptions,
+    ReadReport,
+    chomp,
+    split_lines,
+    strip_bom,
+)
+
+__all__ = ["FORMATS", "ReadOptions", "ReadReport", "detect", "read"]
+
+FORMATS: dict[str, Reader] = {
+    "lines": lines.read,
+    "jsonl": jsonish.read_jsonl,
+    "json": jsonish.read_json,
+    "grep": grep.read,
+    "rg-json": rg_json.read,
+    "nul": nul.read,
+    "paragraphs": paragraphs.read,
+}
+
+
+def detect(data: bytes, grep_root: str | None = None) -> str:
+    """``json`` if the input starts with ``[``; if its first non-blank line is a JSON object,
+    ``rg-json`` when that is an ``rg --json`` event, else ``jsonl``; ``grep`` when most of the
+    first lines are ``path:line:text`` with the path a file on disk; else ``lines``."""
+    head = strip_bom(data).lstrip()
+    if head.startswith(b"[") and _looks_like_json_array(head):
+        return "json"
+    for _, raw in split_lines(head):
+        line = chomp(raw).strip()
+        if not line:
+            continue
+        if line.startswith(b"{"):
+            try:
+                value = orjson.loads(line)
+                if rg_json.is_event(value):
+                    return "rg-json"
+                return "jsonl" if isinstance(value, dict) else "lines"
+            except orjson.JSONDecodeError:
+                return "lines"
+        return "grep" if grep.looks_like_grep(head, grep_root) else "lines"
+    return "lines"
+
+
+def _looks_like_json_array(head: bytes) -> bool:
+    """An array of strings or objects starts ``["`` or ``[{`` (or ``[`` alone on its line);
+    a log line such as ``[INFO] started`` or ``[2026-01-01 12:00] …`` does not."""
+    rest = head[1:].lstrip(b" \t\r")
+    return rest[:1] in (b'"', b"{", b"\n", b"]") or rest == b""
+
+
+def read(data: bytes, name: str, options: ReadOptions, report: ReadReport) -> Iterator[Document]:
+    fmt = detect(data, options.grep_root) if options.format == "auto" else options.format
+    try:
+        reader = FORMATS[fmt]
+    except KeyError:
+        raise UsageError(f"unknown input format {fmt!r}") from None
+    return reader(data, name, options, report)

@@ -1,0 +1,115 @@
+"""``-F jsonl`` (one JSON value per line) and ``-F json`` (one array): objects or strings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from rerank_cli.core.documents import Document, Source
+from rerank_cli.errors import InputError
+from rerank_cli.sources.records import (
+    DEFAULT_TEXT_FIELDS,
+    ReadOptions,
+    ReadReport,
+    chomp,
+    handle_invalid,
+    split_lines,
+    strip_bom,
+)
+
+_MISSING = object()
+
+
+def lookup(obj: dict[str, Any], path: str) -> Any:
+    """The value at a dotted path (``meta.body``), or ``_MISSING``."""
+    value: Any = obj
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def text_of(value: Any, options: ReadOptions) -> str:
+    """The text to score in one JSON record; raises ``ValueError`` with the reason."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(f"expected an object or a string, got {type(value).__name__}")
+    if options.field:
+        text = lookup(value, options.field)
+        if text is _MISSING:
+            raise ValueError(f"no field {options.field!r}")
+        where = options.field
+    else:
+        for where in DEFAULT_TEXT_FIELDS:
+            if where in value:
+                text = value[where]
+                break
+        else:
+            names = ", ".join(DEFAULT_TEXT_FIELDS)
+            raise ValueError(f"no text field (looked for {names}; choose one with --field)")
+    if isinstance(text, str):
+        return text
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return str(text)
+    raise ValueError(f"field {where!r} is {type(text).__name__}, not a string")
+
+
+def _document(value: Any, raw: bytes, source: Source, options: ReadOptions) -> Document:
+    text = text_of(value, options)
+    doc_id = None
+    if options.id_field and isinstance(value, dict):
+        found = lookup(value, options.id_field)
+        doc_id = None if found is _MISSING else found
+    return Document(
+        text=text,
+        raw=raw,
+        source=source,
+        record=value if isinstance(value, dict) else None,
+        id=doc_id,
+    )
+
+
+def _reason(error: orjson.JSONDecodeError) -> str:
+    return str(error).split(":", 1)[0]
+
+
+def read_jsonl(
+    data: bytes, name: str, options: ReadOptions, report: ReadReport
+) -> Iterator[Document]:
+    for number, raw in split_lines(strip_bom(data)):
+        body = chomp(raw)
+        if not body.strip():
+            continue
+        try:
+            value = orjson.loads(report.decode(body, name))
+        except orjson.JSONDecodeError as error:
+            error_ = InputError(f"invalid JSON ({_reason(error)})", name, number)
+            handle_invalid(error_, options, report)
+            continue
+        try:
+            yield _document(value, raw, Source(name, number), options)
+        except ValueError as error:
+            handle_invalid(InputError(str(error), name, number), options, report)
+
+
+def read_json(
+    data: bytes, name: str, options: ReadOptions, report: ReadReport
+) -> Iterator[Document]:
+    data = strip_bom(data)
+    try:
+        values = orjson.loads(report.decode(data, name))
+    except orjson.JSONDecodeError as error:
+        # A broken array cannot be resumed: even with --skip-invalid this is fatal.
+        raise InputError(f"invalid JSON ({_reason(error)})", name, error.lineno) from None
+    if not isinstance(values, list):
+        raise InputError("expected a JSON array of strings or objects", name, 1)
+    for position, value in enumerate(values):
+        source = Source(name, None)  # elements of one array have no line of their own
+        try:
+            yield _document(value, orjson.dumps(value) + b"\n", source, options)
+        except ValueError as error:
+            handle_invalid(InputError(f"element {position}: {error}", name), options, report)

@@ -1,0 +1,1 @@
+"""The SQLite score cache, and the engine that answers from it."""

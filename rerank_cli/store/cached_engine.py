@@ -1,0 +1,227 @@
+"""An engine in front of another that answers from the score cache and sends only the misses.
+
+Each batch the inner engine reports through ``on_scores`` is written at once, in its own
+transaction, so an interrupted run keeps everything already paid for. Only for pointwise
+engines (a text's score independent of the other texts): the hosted API, not BM25.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, cast
+
+from rerank_cli.engines.interface import Engine, ScoreCallback, Stats
+from rerank_cli.store.score_cache import (
+    CACHE_MODES,
+    CacheMode,
+    Key,
+    Scope,
+    ScoreCache,
+    make_keys,
+    question_id,
+)
+
+if TYPE_CHECKING:
+    import asyncio
+
+
+class CachedEngine:
+    def __init__(
+        self,
+        inner: Engine,
+        cache: ScoreCache | None,
+        scope: Scope,
+        *,
+        mode: CacheMode = "normal",
+        ttl_days: float | None = None,
+        stats: Stats | None = None,
+    ) -> None:
+        if mode not in CACHE_MODES:
+            raise ValueError(f"cache mode must be one of {', '.join(CACHE_MODES)}")
+        if ttl_days is not None and not ttl_days >= 0:
+            raise ValueError("the cache TTL must be 0 days or more")
+        self.inner = inner
+        self.name = inner.name
+        self.cache = cache
+        self.scope = scope
+        self.mode = mode
+        self.ttl_days = ttl_days
+        self.stats = stats or Stats()
+        # This engine's totals over every score() call: what `rerank cache stats` shows.
+        self._hits = self._misses = self._sent = 0
+        # The last lookup, for score() to reuse after pending() (a budget check, or the
+        # question whether anything will be sent at all): (query, texts, keys, scores). No
+        # keys: the question was never asked, so nothing was hashed or looked up.
+        self._looked_up: tuple[str, Sequence[str], list[Key] | None, list[float | None]] | None = (
+            None
+        )
+
+    def _lookup(
+        self, query: str, texts: Sequence[str]
+    ) -> tuple[list[Key] | None, list[float | None]]:
+        """Keys and cached scores (None: a miss) of ``texts``, or the ones pending() found for
+        this very query and list. Texts are hashed here only to be looked up: a question never
+        asked has nothing to find, and --refresh reads nothing (score() hashes them while the
+        first requests are out)."""
+        memo = self._looked_up
+        if memo is not None and memo[0] == query and memo[1] is texts:
+            return memo[2], memo[3]
+        cache = self.cache
+        keys: list[Key] | None = None
+        found: list[float | None] = [None] * len(texts)
+        if (
+            self.mode == "normal"
+            and cache is not None
+            and cache.may_have(question_id(self.scope, query))
+        ):
+            keys = make_keys(self.scope, query, texts)
+            found = cache.lookup(keys, self.ttl_days)
+        self._looked_up = (query, texts, keys, found)
+        return keys, found
+
+    async def score(
+        self, query: str, texts: Sequence[str], on_scores: ScoreCallback | None = None
+    ) -> list[float]:
+        cache = self.cache
+        if cache is None or self.mode == "off" or not texts:
+            return await self.inner.score(query, texts, on_scores)
+
+        keys, found = self._lookup(query, texts)
+        self._looked_up = None  # used once: a later call looks again
+        unique, copies = _distinct(texts)
+        cached = found if not copies else [found[p] for p in unique]
+        hits: Sequence[int]
+        misses: list[int] = []
+        if not copies and None not in cached:  # a rerun: everything is cached
+            scores = cast("list[float]", cached)
+            hits = range(len(texts))
+        else:
+            scores = [0.0] * len(texts)
+            hits = []
+            for position, value in zip(unique, cached, strict=True):
+                if value is None:
+                    misses.append(position)
+                else:
+                    scores[position] = value
+                    hits.append(position)
+        self._count(hits=len(hits), misses=len(misses))
+
+        def report(positions: Sequence[int], values: Sequence[float]) -> None:
+            if on_scores is None:
+                return
+            if copies:
+                extra = [
+                    (copy, value)
+                    for position, value in zip(positions, values, strict=True)
+                    for copy in copies.get(position, ())
+                ]
+                positions = [*positions, *(copy for copy, _ in extra)]
+                values = [*values, *(value for _, value in extra)]
+            on_scores(positions, values)
+
+        if hits:
+            report(hits, scores if len(hits) == len(scores) else [scores[p] for p in hits])
+        if not misses:
+            self._record()
+            return _fill_copies(scores, copies)
+
+        written = [False] * len(misses)
+        # Batches are written by one thread of their own, in order, each as soon as it lands:
+        # a SQLite commit (~1 ms) on the event loop would hold up every request in flight.
+        # (Not the hashing: on that thread it holds the GIL just when the loop wants it.)
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rerank-cache")
+        stored: list[Future[None]] = []
+        question = question_id(self.scope, query)
+        hashed: list[Key | None] = list(keys) if keys is not None else [None] * len(texts)
+        hashing = None if keys is not None else _hash_meanwhile(self.scope, query, texts, hashed)
+
+        def landed(batch: Sequence[int], values: Sequence[float]) -> None:
+            positions = [misses[i] for i in batch]
+            known = [hashed[p] for p in positions]
+            batch_keys = (
+                make_keys(self.scope, query, [texts[p] for p in positions])
+                if None in known  # ahead of the background hashing
+                else cast("list[Key]", known)
+            )
+            stored.append(writer.submit(cache.store, batch_keys, list(values), question))
+            for i in batch:
+                written[i] = True
+            self._sent += len(positions)
+            report(positions, values)
+
+        try:
+            fresh = await self.inner.score(query, [texts[p] for p in misses], landed)
+            # An engine that did not report every batch: store and report the rest now.
+            late = [i for i, done in enumerate(written) if not done]
+            if late:
+                landed(late, [fresh[i] for i in late])
+        finally:
+            if hashing is not None:
+                hashing.cancel()
+            writer.shutdown(wait=True)  # everything paid for is stored before we go on
+            self._record()
+        for write in stored:
+            write.result()  # store() handles SQLite's errors; anything else is a bug: say so
+        for position, value in zip(misses, fresh, strict=True):
+            scores[position] = value
+        return _fill_copies(scores, copies)
+
+    def pending(self, query: str, texts: Sequence[str]) -> list[int]:
+        """Positions of ``texts`` a run would send (the cache does not answer them), without
+        scoring or recording anything: for --dry-run and the budgets."""
+        if self.cache is None or self.mode != "normal" or not texts:
+            return list(range(len(texts)))
+        _, found = self._lookup(query, texts)
+        return [position for position, value in enumerate(found) if value is None]
+
+    def _count(self, hits: int, misses: int) -> None:
+        self._hits += hits
+        self._misses += misses
+        self.stats.cache_hits += hits
+        self.stats.cache_misses += misses
+
+    def _record(self) -> None:
+        if self.cache is not None:
+            self.cache.record_run(self._hits, self._misses, self._sent)
+
+
+HASH_CHUNK = 256  # texts hashed between two turns of the event loop: ~0.2 ms
+
+
+def _hash_meanwhile(
+    scope: Scope, query: str, texts: Sequence[str], into: list[Key | None]
+) -> asyncio.Task[None]:
+    """Fill ``into`` with the keys of ``texts``, a chunk per turn of the event loop: the
+    hashing happens while the first requests are out, not before they leave."""
+
+    import asyncio  # here: a run the cache answers entirely has no event loop
+
+    async def run() -> None:
+        for start in range(0, len(texts), HASH_CHUNK):
+            await asyncio.sleep(0)
+            end = start + HASH_CHUNK
+            into[start:end] = make_keys(scope, query, texts[start:end])
+
+    return asyncio.ensure_future(run())
+
+
+def _distinct(texts: Sequence[str]) -> tuple[Sequence[int], dict[int, list[int]]]:
+    """Positions of the first of each text, and the later positions repeating it. The pipeline
+    already dedups, so the usual answer is every position and no copies."""
+    if len(set(texts)) == len(texts):
+        return range(len(texts)), {}
+    first: dict[str, int] = {}
+    copies: dict[int, list[int]] = {}
+    for position, text in enumerate(texts):
+        owner = first.setdefault(text, position)
+        if owner != position:
+            copies.setdefault(owner, []).append(position)
+    return list(first.values()), copies
+
+
+def _fill_copies(scores: list[float], copies: dict[int, list[int]]) -> list[float]:
+    for owner, positions in copies.items():
+        for position in positions:
+            scores[position] = scores[owner]
+    return scores

@@ -1,0 +1,62 @@
+"""Options every writer reads, and the JSON record of one result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import IO, Any
+
+from rerank_cli.core.documents import Result
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    width: int = 100
+    color: bool = False
+    null: bool = False  # NUL-terminated plain output (-0)
+
+
+def record(result: Result) -> dict[str, Any]:
+    """Keys in a fixed order: rank, score, index, text, reader fields, id, source, document,
+    chunk."""
+    doc = result.document
+    out: dict[str, Any] = {
+        "rank": result.rank,
+        "score": result.score,
+        "index": doc.index,
+        "text": doc.text,
+    }
+    if doc.fields:
+        out.update(doc.fields)
+    if doc.id is not None:
+        out["id"] = doc.id
+    if doc.source is not None:
+        out["source"] = {"file": doc.source.file, "line": doc.source.line}
+    if doc.record is not None:
+        out["document"] = doc.record
+    if result.chunk is not None:
+        chunk = result.chunk
+        out["chunk"] = {
+            "index": chunk.index,
+            "start_char": chunk.start_char,
+            "end_char": chunk.end_char,
+        }
+    return out
+
+
+def render(renderable: Any, out: IO[bytes], options: WriteOptions) -> None:
+    """Print a rich renderable to ``out`` at the options' width, coloured only if asked."""
+    import io
+
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    Console(
+        file=buffer,
+        width=options.width,
+        force_terminal=options.color,
+        color_system="standard" if options.color else None,
+        no_color=not options.color,
+        highlight=False,
+        emoji=False,
+    ).print(renderable)
+    out.write(buffer.getvalue().encode("utf-8"))

@@ -1,0 +1,146 @@
+"""Output of ``rerank files``: one result per file, shown with its best chunk.
+
+A file's path is kept as the operating system gave it (``os.fsdecode``); ``plain`` writes its
+bytes back exactly (for ``xargs -0``), the text formats show undecodable bytes as U+FFFD.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import IO, Any
+
+import orjson
+
+from rerank_cli.core.documents import Result
+from rerank_cli.writers.common import WriteOptions, render
+from rerank_cli.writers.text import escape_tsv
+
+FORMATS = ("table", "plain", "jsonl", "json", "tsv")
+
+
+def path_of(result: Result) -> str:
+    source = result.document.source
+    return source.file if source is not None else ""
+
+
+def path_text(path: str) -> str:
+    """The path as valid UTF-8 text: undecodable bytes in a name become U+FFFD."""
+    return os.fsencode(path).decode("utf-8", errors="replace")
+
+
+def best_text(result: Result) -> str:
+    chunk = result.chunk
+    text = result.document.text
+    return text if chunk is None else text[chunk.start_char : chunk.end_char]
+
+
+def line_range(result: Result) -> tuple[int | None, int | None]:
+    chunk = result.chunk
+    return (None, None) if chunk is None else (chunk.start_line, chunk.end_line)
+
+
+def first_line(text: str) -> str:
+    """The best chunk's first non-blank line, stripped: a chunk often opens on a blank line."""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def record(result: Result) -> dict[str, Any]:
+    start, end = line_range(result)
+    return {
+        "rank": result.rank,
+        "score": result.score,
+        "path": path_text(path_of(result)),
+        "best": {"start_line": start, "end_line": end, "text": best_text(result)},
+        "chunks": result.chunks_scored,
+    }
+
+
+def write_jsonl(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
+    out.write(b"".join(orjson.dumps(record(r)) + b"\n" for r in results))
+
+
+def write_json(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
+    out.write(orjson.dumps([record(r) for r in results], option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def write_plain(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
+    """Paths only, one per line or NUL-terminated (``-0``), as their bytes on disk."""
+    end = b"\0" if options.null else b"\n"
+    out.write(b"".join(os.fsencode(path_of(r)) + end for r in results))
+
+
+def write_tsv(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
+    """``score<TAB>path<TAB>start_line<TAB>end_line``."""
+    lines = []
+    for r in results:
+        start, end = line_range(r)
+        path = escape_tsv(path_text(path_of(r)))
+        lines.append(f"{r.score:.4f}\t{path}\t{start or ''}\t{end or ''}\n")
+    out.write("".join(lines).encode("utf-8"))
+
+
+def lines_label(result: Result) -> str:
+    start, end = line_range(result)
+    if start is None:
+        return ""
+    return str(start) if start == end else f"{start}-{end}"
+
+
+def shorten_left(path: str, width: int) -> str:
+    """Cut a long path on the left: its file name is what tells files apart."""
+    return path if len(path) <= width else "…" + path[len(path) - width + 1 :]
+
+
+def _widths(rows: Sequence[tuple[str, str, str, str, str]], width: int) -> tuple[int, int]:
+    """Widths of the path and best-chunk columns: rich, left to fit columns of fixed content
+    and a ratio column, may drop whole columns on a narrow terminal; explicit widths don't."""
+    headers = ("#", "score", "path", "lines", "best chunk")
+    fixed = sum(max(len(headers[i]), *(len(row[i]) for row in rows)) for i in (0, 1, 3))
+    available = max(width - fixed - 2 * (len(headers) - 1), 2)
+    longest_path = max(len(headers[2]), *(len(row[2]) for row in rows))
+    path = max(min(longest_path, available // 2), 1)
+    return path, max(available - path, 1)
+
+
+def write_table(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    rows = [
+        (
+            str(result.rank),
+            f"{result.score:.4f}",
+            path_text(path_of(result)),
+            lines_label(result),
+            first_line(best_text(result)),
+        )
+        for result in results
+    ]
+    path_width, chunk_width = _widths(rows, options.width)
+    table = Table(box=None, pad_edge=False, header_style="bold", expand=False)
+    table.add_column("#", justify="right", style="dim", no_wrap=True)
+    table.add_column("score", justify="right", style="cyan", no_wrap=True)
+    table.add_column("path", style="green", no_wrap=True, overflow="ellipsis", width=path_width)
+    table.add_column("lines", justify="right", style="dim", no_wrap=True)
+    table.add_column("best chunk", no_wrap=True, overflow="ellipsis", width=chunk_width)
+    for rank, score, path, lines, line in rows:
+        table.add_row(rank, score, Text(shorten_left(path, path_width)), lines, Text(line))
+    render(table, out, options)
+
+
+_WRITERS: dict[str, Callable[[Sequence[Result], IO[bytes], WriteOptions], None]] = {
+    "table": write_table,
+    "plain": write_plain,
+    "jsonl": write_jsonl,
+    "json": write_json,
+    "tsv": write_tsv,
+}
+
+
+def write(results: Sequence[Result], fmt: str, out: IO[bytes], options: WriteOptions) -> None:
+    _WRITERS[fmt](results, out, options)
+    out.flush()
