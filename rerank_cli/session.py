@@ -1,43 +1,539 @@
-"""The Python API: the command line's ranking without the command line."""
+"""The ranking session: the one place where settings, the engine stack, the score cache, the
+usage counters, one event loop and one HTTP connection pool come together.
+
+Every job — ``rank``, ``files``, ``models``, ``account``, the Python API — is source →
+:class:`Reranker` → writer. A session lives as long as its job: one query for the CLI, many for
+a script or a server. Its event loop runs on a thread of its own, so the synchronous methods
+work anywhere (a script, or Jupyter, whose main thread already runs a loop), and ``arank``
+awaits the same loop from any other one; all calls share one ``httpx.AsyncClient`` (keep-alive
+across queries) and one limit of ``concurrency`` requests in flight.
+
+    from rerank_cli import Reranker
+
+    with Reranker(profile="vllm", base_url="http://gpu:8000/v1", no_cache=True) as ranker:
+        for result in ranker.rank("capital of France", ["Paris is …", "Bananas …"], top_k=1):
+            print(result.rank, result.score, result.document.text)
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rerank_cli.core import pipeline
 from rerank_cli.core.documents import Document, Result
-from rerank_cli.engines.interface import Stats
-from rerank_cli.engines.registry import make_engine
+from rerank_cli.engines.interface import Engine, Stats
+from rerank_cli.engines.registry import EngineSpec, check_engine, spec_of
+from rerank_cli.errors import ApiError, UsageError
 from rerank_cli.redact import register_secret
-from rerank_cli.settings import config_file as config
-from rerank_cli.settings.resolution import resolve
 from rerank_cli.terminal import Environment
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from rerank_cli.core.budget import Estimate
+    from rerank_cli.engines.api.client import RerankClient
+    from rerank_cli.providers.pricing import ModelInfo
+    from rerank_cli.settings.resolution import Settings
+    from rerank_cli.store.score_cache import ScoreCache
+
+T = TypeVar("T")
+Progress = Callable[[int, int], None]
+# What a session ranks: texts, JSON objects (the text at ``field``, or a usual text field), or
+# documents already read.
+DocumentLike = str | Mapping[str, Any] | Document
+
+
+class _LoopThread:
+    """An asyncio event loop on a daemon thread of its own, for the session's whole life."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="rerank-session", daemon=True
+        )
+        self._thread.start()
+
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """The coroutine's result, waited for on this thread. Ctrl-C here cancels it on the
+        loop and waits for its clean-up (scores already paid for are stored) before going on."""
+
+        finished = threading.Event()
+        outcome: Future[T] = Future()
+        task: list[asyncio.Task[T]] = []
+
+        def start() -> None:
+            task.append(self.loop.create_task(coroutine))
+            task[0].add_done_callback(done)
+
+        def done(completed: asyncio.Task[T]) -> None:
+            if completed.cancelled():
+                outcome.cancel()
+            elif completed.exception() is not None:
+                outcome.set_exception(completed.exception())
+            else:
+                outcome.set_result(completed.result())
+            finished.set()
+
+        self.loop.call_soon_threadsafe(start)
+        try:
+            return outcome.result()
+        except KeyboardInterrupt:
+            self.loop.call_soon_threadsafe(lambda: task and task[0].cancel())
+            finished.wait()
+            raise
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+class Reranker:
+    """A ranking session. ``Reranker(**settings)`` takes every setting by its config-file name
+    or its long option name (``batch_size=32``, ``no_cache=True``, ``profile="cohere"``,
+    ``base_url=…``), resolved as the CLI resolves them: option → environment → config file →
+    profile → default. Use it as a context manager (``with`` or ``async with``), or call
+    :meth:`close`."""
+
+    def __init__(self, **settings: Any) -> None:
+        from rerank_cli.settings import load
+
+        env = Environment.from_system()
+        env.stderr_isatty = False  # a library shows no progress bar
+        self._setup(load(env.env, settings), env, require_key=True)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        env: Environment | None = None,
+        *,
+        require_key: bool = True,
+        notify: Callable[[str], None] | None = None,
+    ) -> Reranker:
+        """A session on settings already resolved (the CLI's way in). ``require_key=False``
+        for a run that sends nothing (``--dry-run``); ``notify`` hears about retries (-v)."""
+        session = cls.__new__(cls)
+        session._setup(settings, env or Environment.from_system(), require_key, notify)
+        return session
+
+    def _setup(
+        self,
+        settings: Settings,
+        env: Environment,
+        require_key: bool,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
+        import asyncio
+        from urllib.parse import urlsplit
+
+        register_secret(settings.api_key)
+        register_secret(urlsplit(settings.base_url).password)  # a password in the URL is one too
+        check_engine(settings, require_key)
+        self.settings = settings
+        self.env = env
+        self.stats = Stats()
+        self._spec: EngineSpec = spec_of(settings)
+        self._notify = notify
+        self._loop: _LoopThread | None = None
+        self._client: RerankClient | None = None
+        # One limit of requests in flight for every query of the session (an asyncio
+        # semaphore binds to the loop that first waits on it: the session's).
+        self._limit = asyncio.Semaphore(settings.concurrency)
+        self._stacks: tuple[Settings, Engine] | tuple[()] = ()
+        self._store: ScoreCache | None = None
+        self._store_opened = False
+        self._prices: dict[str, tuple[float | None, str]] = {}
+        self._closed = False
+
+    # -- lifetime
+
+    def __enter__(self) -> Reranker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Reranker:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        import asyncio
+
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+    def close(self) -> None:
+        """Close the connection pool, the cache and the loop. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._loop is not None:
+            if self._client is not None:
+                self._loop.run(self._client.__aexit__(None, None, None))
+            self._loop.close()
+        if self._store is not None:
+            self._store.close()
+
+    @property
+    def capabilities(self) -> Any:
+        return self._spec.capabilities
+
+    # -- the public API
+
+    def rank(
+        self,
+        query: str,
+        documents: Iterable[DocumentLike],
+        *,
+        top_k: int | None = None,
+        min_score: float | None = None,
+        instruction: str | None = None,
+        task: str | None = None,
+        field: str | None = None,
+    ) -> list[Result]:
+        """``documents`` ranked for ``query``, best first (ranks from 1, ties in input order),
+        with ``top_k``/``min_score`` applied. ``instruction`` or ``task`` override the
+        session's for this call; ``field`` picks the text of dict documents (dotted path)."""
+        filters = pipeline.Filters(top_k=top_k, min_score=min_score)
+        call = self._rank(query, documents, filters, self._for_call(instruction, task), field)
+        return self._run(call)
+
+    async def arank(
+        self,
+        query: str,
+        documents: Iterable[DocumentLike],
+        *,
+        top_k: int | None = None,
+        min_score: float | None = None,
+        instruction: str | None = None,
+        task: str | None = None,
+        field: str | None = None,
+    ) -> list[Result]:
+        """:meth:`rank` for async code (FastAPI, Jupyter): the work runs on the session's loop,
+        so the caller's loop is never blocked, and concurrent calls share one request limit."""
+        import asyncio
+
+        filters = pipeline.Filters(top_k=top_k, min_score=min_score)
+        call = self._rank(query, documents, filters, self._for_call(instruction, task), field)
+        return await asyncio.wrap_future(self._start().submit(call))
+
+    def estimate(
+        self,
+        query: str,
+        documents: Iterable[DocumentLike] | pipeline.Plan,
+        *,
+        need_price: bool = True,
+        field: str | None = None,
+    ) -> Estimate:
+        """What ranking ``documents`` would send and cost (what ``--dry-run`` reports), without
+        sending anything."""
+        from rerank_cli.core.budget import Estimate, count_requests
+
+        work = (
+            documents
+            if isinstance(documents, pipeline.Plan)
+            else self.plan(query, as_documents(documents, field))
+        )
+        capabilities = self._spec.capabilities
+        pending = getattr(self._stack(self.settings), "pending", None)
+        if pending is not None and work.texts:
+            to_send = [work.texts[p] for p in pending(query, work.texts)]
+        else:
+            to_send = list(work.texts)
+        price, note = (0.0, "") if not capabilities.billed else (None, "")
+        if capabilities.billed and need_price and to_send:
+            price, note = self.price_per_1k()
+        return Estimate(
+            documents=len(work.documents),
+            unique=len(work.texts),
+            cached=len(work.texts) - len(to_send),
+            to_send=len(to_send),
+            requests=count_requests(to_send, self.settings, query) if capabilities.remote else 0,
+            price_per_1k=price,
+            price_note=note,
+        )
+
+    # -- the steps, for jobs that report between them
+
+    def plan(
+        self,
+        query: str,
+        documents: Iterable[Document],
+        split: pipeline.Splitter = pipeline.whole,
+        *,
+        settings: Settings | None = None,
+        verbose: bool = False,
+    ) -> pipeline.Plan:
+        """The texts to score: documents numbered, split by ``split``, any part over the
+        model's token limit windowed, truncated or refused (``long``), then deduplicated."""
+        settings = settings or self.settings
+        numbered = _numbered(documents, self.stats)
+        if not self._spec.capabilities.token_limited:
+            return pipeline.plan(numbered, split)
+        from rerank_cli.core.long_documents import LongDocuments, document_limit
+
+        if settings.instruction and settings.instruction_mode == "none":
+            self.env.warn(
+                f"the {settings.profile.name} profile sends no instruction (instruction mode "
+                "none): -I/--task is ignored; choose --instruction-mode query to put it in the "
+                "query"
+            )
+        limit = document_limit(settings, query)
+        if verbose and not limit.tokenizer.exact:  # an estimate is worth knowing about
+            self.env.info(limit.describe())
+        long = LongDocuments(limit, settings.long, settings.chunk_overlap)
+        work = pipeline.plan(numbered, long.wrap(split, numbered))
+        if long.truncated:
+            self.env.warn(
+                f"{plural(long.truncated, 'document')} truncated to {limit.max_tokens:,} tokens"
+            )
+        if long.windowed and verbose:
+            self.env.info(
+                f"{plural(long.windowed, 'long document')} split into windows; {limit.describe()}"
+            )
+        return work
+
+    def score(
+        self,
+        query: str,
+        work: pipeline.Plan,
+        on_progress: Progress | None = None,
+        *,
+        settings: Settings | None = None,
+    ) -> list[Result]:
+        """Score a plan: the cache answers what it can, the engine the rest. Results come
+        back unranked, in input order."""
+        return self._run(self._score(query, work, settings or self.settings, on_progress))
+
+    async def _score(
+        self, query: str, work: pipeline.Plan, settings: Settings, on_progress: Progress | None
+    ) -> list[Result]:
+        engine = self._stack(settings)
+        if self._spec.capabilities.remote and work.texts:
+            pending = getattr(engine, "pending", None)
+            if pending is not None:
+                # The lookup is timed as scoring, and the engine reuses it.
+                started = time.perf_counter()
+                will_send = bool(pending(query, work.texts))
+                self.stats.elapsed += time.perf_counter() - started
+            else:
+                will_send = True
+            if will_send:
+                await self._connect()  # start-up (the HTTP stack's imports): outside the clock
+        return await pipeline.score_plan(query, work, engine, self.stats, on_progress)
+
+    async def _rank(
+        self,
+        query: str,
+        documents: Iterable[DocumentLike],
+        filters: pipeline.Filters,
+        settings: Settings,
+        field: str | None,
+    ) -> list[Result]:
+        work = self.plan(query, as_documents(documents, field), settings=settings)
+        return pipeline.rank(await self._score(query, work, settings, None), filters)
+
+    # -- the provider's other endpoints, through the same client
+
+    def price_per_1k(self) -> tuple[float | None, str]:
+        """(USD per 1,000 documents, why unknown), looked up once per session. Never raises:
+        a price is a nicety, so it gets one quick try rather than the full retry budget."""
+        model = self.settings.model
+        if model not in self._prices:
+            from rerank_cli.providers import pricing
+
+            try:
+                payload = self._run(self._get(models_url(self.settings), quick=True))
+            except ApiError as error:
+                self._prices[model] = (None, f"GET /models failed: {error}")
+            else:
+                price = pricing.price_per_1k(payload, model)
+                note = "" if price is not None else f"{model} has no per-document price listed"
+                self._prices[model] = (price, note)
+        return self._prices[model]
+
+    def models(self) -> list[ModelInfo]:
+        """The models the endpoint lists (``GET /models``), with prices."""
+        from rerank_cli.providers import pricing
+
+        return pricing.parse_models(self._run(self._get(models_url(self.settings))))
+
+    def account(self) -> Any:
+        """The account's balance (gigarouter's ``GET /account?key=``). The key travels in that
+        URL's query string, so the URL is never shown."""
+        import httpx
+
+        key = self.settings.api_key or ""
+        # A server that echoes the URL it got shows the key percent-encoded: hide that form too.
+        register_secret(str(httpx.QueryParams({"key": key})).removeprefix("key="))
+        return self._run(self._get(account_url(self.settings), {"key": key}))
+
+    # -- what the session owns
+
+    def _start(self) -> _LoopThread:
+        if self._closed:
+            raise UsageError("this Reranker is closed")
+        if self._loop is None:
+            self._loop = _LoopThread()
+        return self._loop
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        try:
+            loop = self._start()
+        except UsageError:
+            coroutine.close()
+            raise
+        return loop.run(coroutine)
+
+    async def _connect(self) -> RerankClient:
+        """The session's client, opened on first use, on the session's loop."""
+        if self._client is None:
+            from rerank_cli.engines.api.client import RerankClient
+
+            client = RerankClient(self.settings, self.stats, notify=self._notify)
+            await client.__aenter__()
+            self._client = client
+        return self._client
+
+    async def _get(
+        self, url: str, params: Mapping[str, str] | None = None, quick: bool = False
+    ) -> Any:
+        client = await self._connect()
+        return await client.get_json(url, params=params, quick=quick)
+
+    def _stack(self, settings: Settings) -> Engine:
+        """The engine for these settings, behind the score cache when its scores are
+        cacheable; built once per settings, so that a budget check's cache lookup serves the
+        run that follows."""
+        if self._stacks and self._stacks[0] is settings:
+            return self._stacks[1]
+        engine = self._spec.build(
+            settings, self.stats, connect=self._connect, limit=self._limit, notify=self._notify
+        )
+        store = self._cache(settings)
+        if store is not None:
+            from rerank_cli.store.cached_engine import CachedEngine
+            from rerank_cli.store.score_cache import Scope
+
+            engine = CachedEngine(
+                engine,
+                store,
+                Scope.for_settings(settings),
+                mode="normal" if settings.cache == "on" else "refresh",
+                ttl_days=settings.cache_ttl,
+                stats=self.stats,
+            )
+        self._stacks = (settings, engine)
+        return engine
+
+    def _cache(self, settings: Settings) -> ScoreCache | None:
+        """The score cache, opened on first use; None when this engine's scores are not
+        cacheable, the cache is off, or it cannot be opened (after one warning)."""
+        if not self._spec.capabilities.cacheable or settings.cache == "off":
+            return None
+        if not self._store_opened:
+            from rerank_cli.store.score_cache import open_cache
+
+            self._store_opened = True
+            self._store = open_cache(self.env.env, self.env.warn)
+        return self._store
+
+    def _for_call(self, instruction: str | None, task: str | None) -> Settings:
+        if instruction is None and task is None:
+            return self.settings
+        from rerank_cli.providers.instructions import task_instruction
+
+        return replace(self.settings, instruction=instruction or task_instruction(str(task)))
 
 
 def rerank(
     query: str,
-    documents: Iterable[str],
+    documents: Iterable[DocumentLike],
+    *,
     top_k: int | None = None,
     min_score: float | None = None,
-    **options: Any,
+    instruction: str | None = None,
+    task: str | None = None,
+    field: str | None = None,
+    **settings: Any,
 ) -> list[Result]:
-    """Rank ``documents`` for ``query``. ``options`` are settings named as in the config file
-    (``model``, ``base_url``, ``api_key``, ``engine``, ``profile``, ``instruction``,
-    ``batch_size`` …), resolved like the CLI's: the score cache and long-document handling
-    apply. Warnings go to stderr; nothing else is printed."""
-    from rerank_cli.jobs.execution import JobOptions, cached, plan_work, score
+    """Rank ``documents`` for ``query`` in a one-off session; ``settings`` as for
+    :class:`Reranker` (config-file or long option names)."""
+    with Reranker(**settings) as session:
+        return session.rank(
+            query,
+            documents,
+            top_k=top_k,
+            min_score=min_score,
+            instruction=instruction,
+            task=task,
+            field=field,
+        )
 
-    env = Environment.from_system()
-    env.stderr_isatty = False  # a library shows no progress bar
-    settings = resolve(options, env.env, config.load(config.config_path(env.env)))
-    register_secret(settings.api_key)
-    job = JobOptions(settings=settings, filters=pipeline.Filters(top_k=top_k, min_score=min_score))
-    docs = [Document(text=text, raw=text.encode("utf-8", "surrogateescape")) for text in documents]
-    for index, doc in enumerate(docs):
-        doc.index = index
-    stats = Stats(documents=len(docs))
-    work = plan_work(env, query, docs, job)
-    with cached(env, make_engine(settings, stats), settings, stats) as engine:
-        results = score(env, query, work, engine, stats, job)
-    return pipeline.rank(results, job.filters)
+
+def as_documents(documents: Iterable[DocumentLike], field: str | None = None) -> list[Document]:
+    """Strings, JSON-like objects (the text at ``field``, else the first of the usual text
+    fields; the object is kept as the record) or documents, as documents."""
+    from rerank_cli.sources.jsonish import text_of
+    from rerank_cli.sources.records import ReadOptions
+
+    options = ReadOptions(field=field)
+    converted = []
+    for number, item in enumerate(documents):
+        if isinstance(item, Document):
+            converted.append(item)
+        elif isinstance(item, str):
+            converted.append(Document(text=item, raw=item.encode("utf-8", "surrogateescape")))
+        elif isinstance(item, Mapping):
+            record = dict(item)
+            try:
+                text = text_of(record, options)
+            except ValueError as error:
+                raise UsageError(f"document {number}: {error}") from None
+            converted.append(Document(text=text, raw=b"", record=record))
+        else:
+            raise UsageError(
+                f"document {number} is {type(item).__name__}: expected a string, a dict or a "
+                "Document"
+            )
+    return converted
+
+
+def _numbered(documents: Iterable[Document], stats: Stats) -> list[Document]:
+    """The documents, each numbered by its position in this call's input."""
+    numbered = list(documents)
+    for index, document in enumerate(numbered):
+        document.index = index
+    stats.documents += len(numbered)
+    return numbered
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def models_url(settings: Settings) -> str:
+    return settings.base_url.rstrip("/") + "/models"
+
+
+def account_url(settings: Settings) -> str:
+    """gigarouter serves the balance beside the API root: ``https://host/account``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(settings.base_url)
+    root = parts.path.rstrip("/")
+    if root.endswith("/v1"):
+        root = root[: -len("/v1")]
+    return urlunsplit((parts.scheme, parts.netloc, root + "/account", "", ""))

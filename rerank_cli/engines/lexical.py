@@ -71,8 +71,8 @@ def bm25(query: str, texts: Sequence[str]) -> list[float]:
 class LexicalEngine:
     name = "lexical"
 
-    def __init__(self, stats: Stats | None = None) -> None:
-        self.stats = stats or Stats()
+    def __init__(self, settings: object = None, stats: Stats | None = None, **_: object) -> None:
+        self.stats = stats or Stats()  # BM25 needs no settings and nothing from the session
 
     async def score(
         self, query: str, texts: Sequence[str], on_scores: ScoreCallback | None = None

@@ -1,11 +1,72 @@
-"""Which engine a run uses, and whether it can run at all (a key, sent safely)."""
+"""The engines rerank knows, each with what it can do. The pipeline asks an engine's
+capabilities — does it need a key, is it billed, may its scores be cached, does its model have a
+token limit, does it send documents over the network — never its name.
+
+Adding an engine is one module with a class that satisfies
+:class:`~rerank_cli.engines.interface.Engine`, and one entry in :data:`ENGINES`. Engine modules
+are imported only when an engine is built, so this registry costs nothing at start-up.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from rerank_cli.engines.interface import Engine, Stats
-from rerank_cli.settings.resolution import Settings, check_transport_security
+if TYPE_CHECKING:
+    from rerank_cli.engines.interface import Engine, Stats
+    from rerank_cli.settings.resolution import Settings
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    remote: bool  # documents leave the machine: an HTTP client, transport security, requests
+    needs_key: bool  # an API key, unless the provider profile says the server takes none
+    billed: bool  # each document sent costs money: prices, --max-cost
+    cacheable: bool  # pointwise: a text's score does not depend on the other texts
+    token_limited: bool  # the model reads a bounded context: long documents are windowed
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    name: str
+    summary: str
+    capabilities: Capabilities
+    factory: str  # "module:Class"; the class is built as Class(settings, stats, **parts)
+
+    def build(self, settings: Settings, stats: Stats, **parts: Any) -> Engine:
+        """The engine; ``parts`` are what the session lends it (the HTTP client, the shared
+        request limit, a notice callback), each engine taking the ones it uses."""
+        module, _, name = self.factory.partition(":")
+        engine: Engine = getattr(importlib.import_module(module), name)(settings, stats, **parts)
+        return engine
+
+
+ENGINES: dict[str, EngineSpec] = {
+    spec.name: spec
+    for spec in (
+        EngineSpec(
+            name="api",
+            summary="the rerank API of the provider profile",
+            capabilities=Capabilities(
+                remote=True, needs_key=True, billed=True, cacheable=True, token_limited=True
+            ),
+            factory="rerank_cli.engines.api.api_engine:ApiEngine",
+        ),
+        EngineSpec(
+            name="lexical",
+            summary="offline BM25 over the given documents, no key needed",
+            capabilities=Capabilities(
+                remote=False, needs_key=False, billed=False, cacheable=False, token_limited=False
+            ),
+            factory="rerank_cli.engines.lexical:LexicalEngine",
+        ),
+    )
+}
+
+
+def spec_of(settings: Settings) -> EngineSpec:
+    return ENGINES[settings.engine]
 
 
 def key_hint(settings: Settings) -> str:
@@ -22,26 +83,19 @@ def key_hint(settings: Settings) -> str:
 def check_engine(settings: Settings, require_key: bool = True) -> None:
     """Fail now, before any input is read, if the engine cannot run: no key, or a key that
     would travel in clear text."""
-    if settings.engine == "lexical":
-        return
-    from rerank_cli.errors import ApiRefused
+    capabilities = spec_of(settings).capabilities
+    if (
+        require_key
+        and capabilities.needs_key
+        and settings.profile.key_required
+        and not settings.api_key
+    ):
+        from rerank_cli.errors import ApiRefused
 
-    if require_key and not settings.api_key and settings.profile.key_required:
-        raise ApiRefused(
-            f"no API key — {key_hint(settings)}, or rank offline with --engine lexical"
-        )
-    check_transport_security(settings)
+        offline = [name for name, spec in ENGINES.items() if not spec.capabilities.needs_key]
+        alternative = f", or rank offline with --engine {offline[0]}" if offline else ""
+        raise ApiRefused(f"no API key — {key_hint(settings)}{alternative}")
+    if capabilities.remote:
+        from rerank_cli.settings.resolution import check_transport_security
 
-
-def make_engine(
-    settings: Settings, stats: Stats, require_key: bool = True, **kwargs: Any
-) -> Engine:
-    """The engine the settings name; keyword arguments go to the API engine (transport …)."""
-    check_engine(settings, require_key)
-    if settings.engine == "lexical":
-        from rerank_cli.engines.lexical import LexicalEngine
-
-        return LexicalEngine(stats)
-    from rerank_cli.engines.api.api_engine import ApiEngine
-
-    return ApiEngine(settings, stats, **kwargs)
+        check_transport_security(settings)

@@ -1,28 +1,25 @@
-"""What every ranking command shares once it has a plan: the engine (behind the score cache),
-the cost check (--dry-run, --max-docs, --max-cost), scoring with progress, ranking, the usage
+"""What every ranking command does once its documents are read: the cost check (--dry-run,
+--max-docs, --max-cost), scoring on the session with a progress bar, ranking, the usage
 summary (-v, --stats) and writing."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import orjson
 
 from rerank_cli.core import pipeline
-from rerank_cli.core.budget import Estimate, budget_refusal, count_requests
-from rerank_cli.core.documents import Document, Result
-from rerank_cli.engines.interface import Engine, Stats
-from rerank_cli.engines.registry import make_engine
+from rerank_cli.core.budget import Estimate, budget_refusal
+from rerank_cli.core.documents import Result
+from rerank_cli.engines.interface import Stats
 from rerank_cli.errors import ApiRefused, ExitCode, NothingToShow, OutputClosed, UsageError
+from rerank_cli.session import Reranker
 from rerank_cli.settings.resolution import Settings
 from rerank_cli.terminal import Environment
-
-T = TypeVar("T")
 
 
 @dataclass(kw_only=True)
@@ -38,40 +35,15 @@ class JobOptions:
     stats_path: str | None = None  # --stats FILE ("-": stderr)
 
 
-def plan_work(
-    env: Environment,
-    query: str,
-    documents: Sequence[Document],
-    job: JobOptions,
-    split: pipeline.Splitter = pipeline.whole,
-) -> pipeline.Plan:
-    """The texts to score: documents split by ``split``, then any part over the model's token
-    limit windowed, truncated or refused (--long), then deduplicated."""
-    settings = job.settings
-    if settings.engine != "api":
-        return pipeline.plan(documents, split)
-    from rerank_cli.core.long_documents import LongDocuments, document_limit
-
-    if settings.instruction and settings.instruction_mode == "none":
-        env.warn(
-            f"the {settings.profile.name} profile sends no instruction (instruction mode none): "
-            "-I/--task is ignored; choose --instruction-mode query to put it in the query"
-        )
-    limit = document_limit(settings, query)
-    if job.verbose and not limit.tokenizer.exact:  # an estimate is worth knowing about
-        env.info(limit.describe())
-    long = LongDocuments(limit, settings.long, settings.chunk_overlap)
-    work = pipeline.plan(documents, long.wrap(split, documents))
-    if long.truncated:
-        env.warn(f"{plural(long.truncated, 'document')} truncated to {limit.max_tokens:,} tokens")
-    if long.windowed and job.verbose:
-        windowed = plural(long.windowed, "long document")
-        env.info(f"{windowed} split into windows; {limit.describe()}")
-    return work
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+def open_session(env: Environment, job: JobOptions) -> Reranker:
+    """The job's session. A dry run sends nothing, so it needs no key; a missing key or an
+    insecure URL fails here, before any input is read."""
+    return Reranker.from_settings(
+        job.settings,
+        env,
+        require_key=not job.dry_run,
+        notify=env.info if job.verbose else None,
+    )
 
 
 def output_format(env: Environment, output: str | None) -> str:
@@ -137,77 +109,6 @@ def write_stats(env: Environment, path: str, data: dict[str, Any]) -> None:
         raise UsageError(f"cannot write --stats file {path}: {error.strerror}") from None
 
 
-@contextmanager
-def cached(env: Environment, engine: Engine, settings: Settings, stats: Stats) -> Iterator[Engine]:
-    """The engine behind the score cache, for a hosted API (BM25 scores depend on the other
-    documents, so they are never cached)."""
-    if settings.engine != "api" or settings.cache == "off":
-        yield engine
-        return
-    from rerank_cli.store.cached_engine import CachedEngine
-    from rerank_cli.store.score_cache import Scope, open_cache
-
-    store = open_cache(env.env, env.warn)
-    try:
-        yield CachedEngine(
-            engine,
-            store,
-            Scope.for_settings(settings),
-            mode="normal" if settings.cache == "on" else "refresh",
-            ttl_days=settings.cache_ttl,
-            stats=stats,
-        )
-    finally:
-        if store is not None:
-            store.close()
-
-
-def estimate(
-    query: str, work: pipeline.Plan, engine: Engine, settings: Settings, need_price: bool
-) -> Estimate:
-    from rerank_cli.store.cached_engine import CachedEngine
-
-    if isinstance(engine, CachedEngine):
-        pending = engine.pending(query, work.texts)
-    else:
-        pending = list(range(len(work.texts)))
-    to_send = [work.texts[p] for p in pending]
-    price, note = None, ""
-    if settings.engine == "lexical":
-        price = 0.0
-    elif need_price and to_send:
-        from rerank_cli.jobs.catalog_job import price_per_1k
-
-        price, note = price_per_1k(settings)
-    return Estimate(
-        documents=len(work.documents),
-        unique=len(work.texts),
-        cached=len(work.texts) - len(to_send),
-        to_send=len(to_send),
-        requests=count_requests(to_send, settings, query) if settings.engine == "api" else 0,
-        price_per_1k=price,
-        price_note=note,
-    )
-
-
-def run_cost(
-    stats: Stats, settings: Settings, known: Estimate | None, lookup: bool = True
-) -> float | None:
-    """The estimated cost of what was sent: the price the estimate found, else one lookup (not
-    after a failure: the server may be the problem), and only when something was billed."""
-    if settings.engine != "api" or stats.sent == 0:
-        return 0.0
-    if known is not None and known.price_per_1k is not None:
-        price: float | None = known.price_per_1k
-    elif not lookup:
-        price = None
-    else:
-        from rerank_cli.jobs.catalog_job import price_per_1k
-
-        price, _ = price_per_1k(settings)
-    return None if price is None else stats.sent * price / 1000.0
-
-
 def check_stats_path(path: str | None) -> None:
     """An unwritable --stats file is found before anything is paid for, not after."""
     if path is None or path == "-":
@@ -219,55 +120,71 @@ def check_stats_path(path: str | None) -> None:
         raise UsageError(f"cannot write --stats file {path}: {error.strerror}") from None
 
 
+def run_cost(session: Reranker, known: Estimate | None, lookup: bool = True) -> float | None:
+    """The estimated cost of what was sent: the price the estimate found, else one lookup (not
+    after a failure: the server may be the problem), and only when something was billed."""
+    stats = session.stats
+    if not session.capabilities.billed or stats.sent == 0:
+        return 0.0
+    if known is not None and known.price_per_1k is not None:
+        price: float | None = known.price_per_1k
+    elif not lookup:
+        price = None
+    else:
+        price, _ = session.price_per_1k()
+    return None if price is None else stats.sent * price / 1000.0
+
+
 def execute(
     env: Environment,
+    session: Reranker,
     query: str,
     work: pipeline.Plan,
-    stats: Stats,
     job: JobOptions,
     emit: Callable[[list[Result], str], None],
     fmt: str,
 ) -> ExitCode:
     """Check the cost, score the plan, rank, report, and hand the results to ``emit``."""
+    from rerank_cli.terminal import progress_bar
+
     settings = job.settings
+    stats = session.stats
     check_stats_path(job.stats_path)
-    notify = env.info if job.verbose else None
-    # A dry run sends nothing, so it needs no key.
-    inner = make_engine(settings, stats, notify=notify, require_key=not job.dry_run)
     started = time.perf_counter()
     planned: Estimate | None = None
     scored: list[Result] | None = None
     failure: BaseException | None = None
-    with cached(env, inner, settings, stats) as engine:
-        try:
-            if job.dry_run or settings.max_docs is not None or settings.max_cost is not None:
-                need_price = job.dry_run or settings.max_cost is not None
-                planned = estimate(query, work, engine, settings, need_price)
-                refusal = budget_refusal(planned, settings)
-                if job.dry_run or refusal:
-                    count_unscored(stats, work, planned)
-                if job.dry_run:
-                    report_dry_run(env, job, planned, refusal)
-                    return ExitCode.OK
-                if refusal:
-                    raise UsageError(f"{refusal}; nothing was sent")
-            scored = score(env, query, work, engine, stats, job)
-        except BaseException as error:
-            failure = error
-            raise
-        finally:
-            if stats.elapsed == 0.0:  # scoring did not finish (or start): time what there was
-                stats.elapsed = time.perf_counter() - started
-            # -v sums up a scoring run (a dry run or a refusal has said its figures already);
-            # --stats is written whatever happened: CI scripts parse it. The price is looked
-            # up unless the network or the server has just failed (or Ctrl-C).
-            if (job.verbose and scored is not None) or job.stats_path:
-                lookup = failure is None or isinstance(failure, (ApiRefused, UsageError))
-                cost = run_cost(stats, settings, planned, lookup)
-                if job.verbose and scored is not None:
-                    env.info(summary(stats, engine.name, cost))
-                if job.stats_path:
-                    report_stats(env, job.stats_path, usage(stats, cost), failure is not None)
+    try:
+        if job.dry_run or settings.max_docs is not None or settings.max_cost is not None:
+            need_price = job.dry_run or settings.max_cost is not None
+            planned = session.estimate(query, work, need_price=need_price)
+            refusal = budget_refusal(planned, settings)
+            if job.dry_run or refusal:
+                count_unscored(stats, work, planned)
+            if job.dry_run:
+                report_dry_run(env, job, planned, refusal)
+                return ExitCode.OK
+            if refusal:
+                raise UsageError(f"{refusal}; nothing was sent")
+        many = session.capabilities.remote and len(work.texts) > settings.batch_size
+        with progress_bar(env, enabled=many) as on_progress:
+            scored = session.score(query, work, on_progress)
+    except BaseException as error:
+        failure = error
+        raise
+    finally:
+        if stats.elapsed == 0.0:  # scoring did not finish (or start): time what there was
+            stats.elapsed = time.perf_counter() - started
+        # -v sums up a scoring run (a dry run or a refusal has said its figures already);
+        # --stats is written whatever happened: CI scripts parse it. The price is looked up
+        # unless the network or the server has just failed (or Ctrl-C).
+        if (job.verbose and scored is not None) or job.stats_path:
+            lookup = failure is None or isinstance(failure, (ApiRefused, UsageError))
+            cost = run_cost(session, planned, lookup)
+            if job.verbose and scored is not None:
+                env.info(summary(stats, settings.engine, cost))
+            if job.stats_path:
+                report_stats(env, job.stats_path, usage(stats, cost), failure is not None)
     results = pipeline.rank(scored, job.filters)
     if not results:
         if job.quiet:
@@ -276,56 +193,6 @@ def execute(
     if not job.quiet:
         guard_output(lambda: emit(results, fmt))
     return ExitCode.OK
-
-
-def score(
-    env: Environment,
-    query: str,
-    work: pipeline.Plan,
-    engine: Engine,
-    stats: Stats,
-    job: JobOptions,
-) -> list[Result]:
-    """Score with a progress bar when there is more than one batch to wait for."""
-    from rerank_cli import collector
-    from rerank_cli.terminal import progress_bar
-
-    settings = job.settings
-    if settings.engine == "api" and work.texts:
-        if not _will_send(query, work, engine, stats):
-            # The cache answers everything, without waiting on anything: no event loop.
-            return _without_waiting(pipeline.score_plan(query, work, engine, stats))
-        from rerank_cli.engines.api.client import load_http_stack
-
-        load_http_stack()  # start-up, not scoring: outside the clock of -v
-    import asyncio
-
-    many = settings.engine == "api" and len(work.texts) > settings.batch_size
-    with progress_bar(env, enabled=many) as on_progress, collector.resumed():
-        return asyncio.run(pipeline.score_plan(query, work, engine, stats, on_progress=on_progress))
-
-
-def _without_waiting(coroutine: Coroutine[Any, Any, T]) -> T:
-    """The result of a coroutine that finishes without awaiting anything that waits."""
-    try:
-        coroutine.send(None)
-    except StopIteration as done:
-        return cast("T", done.value)
-    coroutine.close()
-    raise RuntimeError("the score cache was expected to answer without waiting")
-
-
-def _will_send(query: str, work: pipeline.Plan, engine: Engine, stats: Stats) -> bool:
-    """Whether the cache leaves anything to send. The lookup is timed as scoring, and the
-    engine reuses it."""
-    from rerank_cli.store.cached_engine import CachedEngine
-
-    if not isinstance(engine, CachedEngine):
-        return True
-    started = time.perf_counter()
-    pending = engine.pending(query, work.texts)
-    stats.elapsed += time.perf_counter() - started
-    return bool(pending)
 
 
 def report_dry_run(

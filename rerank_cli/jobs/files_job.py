@@ -9,12 +9,10 @@ from functools import partial
 
 from rerank_cli.core.documents import Document, Result, Source
 from rerank_cli.core.line_chunks import Chunker, LineChunker, splitter
-from rerank_cli.engines.interface import Stats
-from rerank_cli.engines.registry import check_engine
 from rerank_cli.errors import ExitCode, NothingToShow, UsageError
 from rerank_cli.jobs import execution
 from rerank_cli.jobs.execution import JobOptions
-from rerank_cli.settings.resolution import Settings
+from rerank_cli.session import Reranker
 from rerank_cli.sources import walk
 from rerank_cli.terminal import Environment
 
@@ -37,7 +35,7 @@ def output_format(env: Environment, job: FilesJob) -> str:
 
 
 def collect(job: FilesJob, report: walk.WalkReport) -> list[Document]:
-    """One document per readable text file, numbered in walk order."""
+    """One document per readable text file, in walk order."""
     documents: list[Document] = []
     for found in walk.walk(job.paths, job.walk_options, report):
         loaded = walk.load(found, job.walk_options, report)
@@ -48,14 +46,14 @@ def collect(job: FilesJob, report: walk.WalkReport) -> list[Document]:
                 text=loaded.text,
                 raw=os.fsencode(loaded.path) + b"\n",
                 source=Source(loaded.path, None),
-                index=len(documents),
             )
         )
     return documents
 
 
-def _secrets_warning(settings: Settings) -> str:
-    where = f"sent to {settings.host}" if settings.engine == "api" else "scored (offline engine)"
+def _secrets_warning(session: Reranker) -> str:
+    remote = session.capabilities.remote
+    where = f"sent to {session.settings.host}" if remote else "scored (offline engine)"
     return (
         "--include-secrets: files that may hold secrets (" + ", ".join(walk.SECRET_PATTERNS) + ") "
         f"will be read and {where}"
@@ -73,17 +71,16 @@ def emit(env: Environment, null: bool, results: list[Result], fmt: str) -> None:
 def run(env: Environment, job: FilesJob) -> ExitCode:
     fmt = output_format(env, job)
     # Before the walk: a missing key or an insecure URL fails at once, not after a long walk.
-    check_engine(job.settings, require_key=not job.dry_run)
-    if job.walk_options.include_secrets:
-        env.warn(_secrets_warning(job.settings))
-
-    report = walk.WalkReport(on_warning=env.warn)
-    documents = collect(job, report)
-    work = execution.plan_work(env, job.query, documents, job, splitter(job.chunker))
-    if job.verbose:
-        skipped = report.summary(job.walk_options.max_filesize)
-        env.info(f"{len(documents)} files, {len(work.units)} chunks; {skipped}")
-    if not documents:
-        raise NothingToShow("no files to rank")
-    stats = Stats(documents=len(documents))
-    return execution.execute(env, job.query, work, stats, job, partial(emit, env, job.null), fmt)
+    with execution.open_session(env, job) as session:
+        if job.walk_options.include_secrets:
+            env.warn(_secrets_warning(session))
+        report = walk.WalkReport(on_warning=env.warn)
+        documents = collect(job, report)
+        work = session.plan(job.query, documents, splitter(job.chunker), verbose=job.verbose)
+        if job.verbose:
+            skipped = report.summary(job.walk_options.max_filesize)
+            env.info(f"{len(documents)} files, {len(work.units)} chunks; {skipped}")
+        if not documents:
+            raise NothingToShow("no files to rank")
+        emit_files = partial(emit, env, job.null)
+        return execution.execute(env, session, job.query, work, job, emit_files, fmt)

@@ -14,10 +14,8 @@ from urllib.parse import urlsplit
 from rerank_cli import sources as readers
 from rerank_cli import writers
 from rerank_cli.core.documents import Document, Result
-from rerank_cli.engines.interface import Stats
-from rerank_cli.engines.registry import check_engine
 from rerank_cli.errors import ExitCode, InputError, NothingToShow, UsageError
-from rerank_cli.jobs.execution import JobOptions, execute, output_format, plan_work
+from rerank_cli.jobs.execution import JobOptions, execute, open_session, output_format
 from rerank_cli.redact import register_secret
 from rerank_cli.settings import config_file as config
 from rerank_cli.settings.resolution import Settings, resolve
@@ -63,7 +61,7 @@ def read_input(env: Environment, name: str) -> tuple[str, bytes]:
 
 
 def collect(env: Environment, job: RankJob, report: readers.ReadReport) -> list[Document]:
-    """Every document, numbered in input order: arguments first, then each input."""
+    """Every document, in input order: arguments first, then each input."""
 
     def sources() -> Iterator[Document]:
         for text in job.arguments:
@@ -83,10 +81,7 @@ def collect(env: Environment, job: RankJob, report: readers.ReadReport) -> list[
             shown, data = read_input(env, name)
             yield from readers.read(data, shown, job.read_options, report)
 
-    documents = list(sources())
-    for index, document in enumerate(documents):
-        document.index = index
-    return documents
+    return list(sources())
 
 
 def emit(env: Environment, results: list[Result], fmt: str) -> None:
@@ -94,13 +89,14 @@ def emit(env: Environment, results: list[Result], fmt: str) -> None:
 
 
 def run(env: Environment, job: RankJob) -> ExitCode:
-    # No key (or one that would travel in clear text): say so before reading any input.
-    check_engine(job.settings, require_key=not job.dry_run)
-    report = readers.ReadReport(on_warning=env.warn)
-    documents = collect(env, job, report)
-    if not documents:
-        raise NothingToShow("no documents to rank")
-    stats = Stats(documents=len(documents), skipped=report.skipped)
-    fmt = output_format(env, job.output)
-    work = plan_work(env, job.query, documents, job)
-    return execute(env, job.query, work, stats, job, partial(emit, env), fmt)
+    # The session checks the key (and that it would not travel in clear text) before any
+    # input is read.
+    with open_session(env, job) as session:
+        report = readers.ReadReport(on_warning=env.warn)
+        documents = collect(env, job, report)
+        if not documents:
+            raise NothingToShow("no documents to rank")
+        session.stats.skipped = report.skipped
+        fmt = output_format(env, job.output)
+        work = session.plan(job.query, documents, verbose=job.verbose)
+        return execute(env, session, job.query, work, job, partial(emit, env), fmt)

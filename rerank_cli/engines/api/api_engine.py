@@ -4,7 +4,7 @@ batch the server finds too large, and reports each batch's scores as it lands.""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from rerank_cli.engines.api.batching import plan_batches
@@ -14,9 +14,11 @@ from rerank_cli.errors import ApiRefused, RequestTooLarge
 from rerank_cli.settings.resolution import Settings
 
 if TYPE_CHECKING:
+    import asyncio
+
     import httpx
 
-    from rerank_cli.engines.api.client import Sleep
+    from rerank_cli.engines.api.client import RerankClient, Sleep
 
 
 def batches(settings: Settings, query: str, texts: Sequence[str]) -> list[list[int]]:
@@ -61,18 +63,28 @@ def batches(settings: Settings, query: str, texts: Sequence[str]) -> list[list[i
 
 
 class ApiEngine:
+    """Scores on the rerank API. In a session, every call shares the session's client
+    (``connect`` opens it on first use: one connection pool, keep-alive across queries) and its
+    request limit (``-j`` for the whole session, however many queries run at once); alone
+    (tests), each call opens a client of its own."""
+
     name = "api"
 
     def __init__(
         self,
         settings: Settings,
         stats: Stats | None = None,
+        *,
+        connect: Callable[[], Awaitable[RerankClient]] | None = None,
+        limit: asyncio.Semaphore | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep | None = None,  # asyncio.sleep
         notify: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.stats = stats or Stats()
+        self._connect = connect
+        self._limit = limit
         self._transport = transport
         self._sleep = sleep
         self._notify = notify
@@ -80,25 +92,41 @@ class ApiEngine:
     async def score(
         self, query: str, texts: Sequence[str], on_scores: ScoreCallback | None = None
     ) -> list[float]:
+        if self._connect is not None:
+            return await self._score(await self._connect(), query, texts, on_scores)
         # Imported here: a run the score cache answers entirely never needs them.
         import asyncio
 
         from rerank_cli.engines.api.client import RerankClient
 
-        s = self.settings
-        scores = [0.0] * len(texts)
-        pending = deque(batches(s, query, texts))
-        client = RerankClient(
-            s,
+        own = RerankClient(
+            self.settings,
             self.stats,
             transport=self._transport,
             sleep=self._sleep or asyncio.sleep,
             notify=self._notify,
         )
+        async with own:
+            return await self._score(own, query, texts, on_scores)
+
+    async def _score(
+        self,
+        client: RerankClient,
+        query: str,
+        texts: Sequence[str],
+        on_scores: ScoreCallback | None,
+    ) -> list[float]:
+        import asyncio
+
+        s = self.settings
+        scores = [0.0] * len(texts)
+        pending = deque(batches(s, query, texts))
+        limit = self._limit or asyncio.Semaphore(s.concurrency)
 
         async def run_batch(batch: list[int]) -> None:
             try:
-                batch_scores = await client.rerank(query, [texts[i] for i in batch])
+                async with limit:
+                    batch_scores = await client.rerank(query, [texts[i] for i in batch])
             except RequestTooLarge as error:
                 if len(batch) == 1:
                     raise ApiRefused(
@@ -119,15 +147,12 @@ class ApiEngine:
             while pending:
                 await run_batch(pending.popleft())
 
-        async with client:
-            workers = [
-                asyncio.ensure_future(worker()) for _ in range(min(s.concurrency, len(pending)))
-            ]
-            try:
-                await asyncio.gather(*workers)
-            except BaseException:
-                for task in workers:
-                    task.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
-                raise
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(s.concurrency, len(pending)))]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
         return scores

@@ -9,6 +9,7 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -160,10 +161,13 @@ class RerankClient:
         content = await self._send("POST", s.rerank_url, body=body)
         return protocol.parse_response(content, len(texts))
 
-    async def get_json(self, url: str, params: Mapping[str, str] | None = None) -> Any:
+    async def get_json(
+        self, url: str, params: Mapping[str, str] | None = None, quick: bool = False
+    ) -> Any:
         """``GET url`` (``/models``, ``/account``) with the same retries and errors; the JSON
-        body. ``params`` may hold the key (``/account?key=``): messages name ``url`` only."""
-        content = await self._send("GET", url, params=params)
+        body. ``params`` may hold the key (``/account?key=``): messages name ``url`` only.
+        ``quick``: one try within 10 s, for a nicety such as a price."""
+        content = await self._send("GET", url, params=params, quick=quick)
         try:
             return orjson.loads(content)
         except orjson.JSONDecodeError:
@@ -177,19 +181,25 @@ class RerankClient:
         url: str,
         body: bytes = b"",
         params: Mapping[str, str] | None = None,
+        quick: bool = False,
     ) -> bytes:
         """The body of a 2xx answer, after retries; every failure as the exception tree."""
         import httpx
 
         assert self._http is not None, "use RerankClient as an async context manager"
         s = self.settings
+        # The usage counters are the ranking's: a GET (a price, a listing) is not counted.
+        stats = self.stats if method == "POST" else Stats()
+        if quick:
+            s = replace(s, max_retries=0, timeout=min(s.timeout, 10.0), wait_cold=0)
+        timeout = httpx.Timeout(s.timeout) if quick else httpx.USE_CLIENT_DEFAULT
         last_failure = "no attempt made"
         for attempt in range(s.max_retries + 1):
-            self.stats.requests += 1
-            self.stats.bytes_sent += len(body)
+            stats.requests += 1
+            stats.bytes_sent += len(body)
             try:
                 response = await self._http.request(
-                    method, url, content=body or None, params=params
+                    method, url, content=body or None, params=params, timeout=timeout
                 )
             except httpx.ConnectTimeout:
                 last_failure = f"could not connect within {s.timeout:g} s"
@@ -223,7 +233,7 @@ class RerankClient:
                 wait = self.backoff(attempt) if hint is None else min(hint, MAX_HINT_SECONDS)
             if attempt == s.max_retries:
                 break
-            self.stats.retries += 1
+            stats.retries += 1
             if self._notify is not None:
                 self._notify(f"{last_failure}; retrying in {wait:.1f} s")
             await self._sleep(wait)
