@@ -199,9 +199,7 @@ LOADED = (
 )
 
 
-def test_a_fully_cached_rerun_loads_no_http_stack(
-    server: RerankServer, tmp_path: Path
-) -> None:
+def test_a_fully_cached_rerun_loads_no_http_stack(server: RerankServer, tmp_path: Path) -> None:
     env = environment(tmp_path, GR_KEY=TEST_KEY)
     args = ["--base-url", server.base_url, QUERY, BANANAS, PARIS, "-o", "jsonl"]
     first = rerank([sys.executable, "-c", LOADED], args, env)

@@ -126,7 +126,7 @@ class ApiEngine:
         async def run_batch(batch: list[int]) -> None:
             try:
                 async with limit:
-                    batch_scores = await client.rerank(query, [texts[i] for i in batch])
+                    batch_scores = await client.rerank(query, [texts[i] for i in batch], s)
             except RequestTooLarge as error:
                 if len(batch) == 1:
                     raise ApiRefused(

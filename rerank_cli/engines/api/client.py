@@ -153,11 +153,14 @@ class RerankClient:
         # 2.0**1024 overflows a float; the cap is reached long before 2**60 anyway.
         return self._rng() * min(s.backoff_cap, s.backoff_base * 2.0 ** min(attempt, 60))
 
-    async def rerank(self, query: str, texts: Sequence[str]) -> list[float]:
-        """Scores for ``texts``, in order. Raises :class:`RequestTooLarge` for the caller to
-        split the batch, :class:`ApiRefused` or :class:`ApiFailed` otherwise."""
+    async def rerank(
+        self, query: str, texts: Sequence[str], settings: Settings | None = None
+    ) -> list[float]:
+        """Scores for ``texts``, in order; ``settings`` shape the request when a call differs
+        from the client's (another instruction). Raises :class:`RequestTooLarge` for the caller
+        to split the batch, :class:`ApiRefused` or :class:`ApiFailed` otherwise."""
         s = self.settings
-        body = protocol.Shape.of(s).body(query, texts)
+        body = protocol.Shape.of(settings or s).body(query, texts)
         content = await self._send("POST", s.rerank_url, body=body)
         return protocol.parse_response(content, len(texts))
 
