@@ -123,7 +123,7 @@ def test_the_python_api_takes_cli_option_names(server: RerankServer, tmp_path: P
         batch_size=2,
         top_k=2,
     )
-    assert [r.document.text for r in results][0] == "Paris is the capital of France."
+    assert results[0].document.text == "Paris is the capital of France."
     assert len(results) == 2
     assert server.batch_sizes == [2, 2, 1]
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
