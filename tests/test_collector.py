@@ -6,10 +6,13 @@ from __future__ import annotations
 import gc
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from rerank_cli import collector
+from tests.conftest import RunCli
+from tests.server import Fault, RerankServer
 
 
 @pytest.fixture(autouse=True)
@@ -87,3 +90,22 @@ def test_a_cycle_made_while_waiting_on_the_network_is_collected() -> None:
         del a, b
         gc.collect()
     assert collected == [True]
+
+
+def test_a_command_runs_the_collector_while_it_waits_on_the_network(
+    api_cli: RunCli, server: RerankServer
+) -> None:
+    """Through the real entry point: paused for the bulk work, running while a request is out
+    (the server answers on another thread of this process), and as it was after."""
+    gc.enable()
+    seen: list[bool] = []
+
+    def note(results: list[dict[str, Any]]) -> dict[str, Any]:
+        seen.append(gc.isenabled())
+        return {"results": results}
+
+    server.add_faults(Fault.rewritten(note))
+    done = api_cli("capital", "Paris is the capital.", "Bananas.", "--no-cache")
+    assert done.exit_code == 0, done.stderr
+    assert seen == [True]
+    assert gc.isenabled()
