@@ -175,8 +175,9 @@ def _arrange(
     for panel in PANELS:
         ours = [p for p in settings if _panel(p) == panel]
         shared = groups[PANELS.index(panel) + 1]
-        shared[1:1] = ours if shared else []
-        if not shared:
+        if shared:
+            shared[1:1] = ours  # after the command's first: --dry-run, the settings, --stats
+        else:
             shared.extend(ours)
     return [parameter for members in groups for parameter in members]
 
