@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rerank_cli.engines.api.protocol import build_body as build_request
 from rerank_cli.engines.api.protocol import parse_response
 from rerank_cli.errors import BadResponse, UsageError
 from rerank_cli.providers.instructions import MODES
@@ -20,7 +21,6 @@ from rerank_cli.providers.profile import (
     DEFAULT_PROFILE,
     RESERVED_FIELDS,
     Profile,
-    build_request,
     find_key,
     list_profiles,
     resolve_profile,
@@ -339,17 +339,23 @@ def test_a_hosted_key_does_not_follow_base_url_elsewhere_unasked() -> None:
         ("x", {"x": {"model": "m"}}, r"\[profiles.x\] has no base: set base to one of gigarouter"),
         ("x", {"x": {"base": "x"}}, "has base = 'x': set base to one of"),
         ("cohere", {"cohere": "rerank-v3.5"}, "must be a table"),
-        ("cohere", {"cohere": {"max_documents": "ten"}}, "max_documents = 'ten': must be a whole"),
-        ("cohere", {"cohere": {"max_documents": -1}}, "max_documents = -1"),
-        ("cohere", {"cohere": {"max_documents": True}}, "max_documents = True"),
-        ("cohere", {"cohere": {"key_env": ["1KEY"]}}, "'1KEY' is not an environment variable"),
-        ("cohere", {"cohere": {"key_env": 7}}, "key_env = 7: must be a variable name"),
+        (
+            "cohere",
+            {"cohere": {"max_documents": "ten"}},
+            r"\[profiles.cohere\]: max_documents must be a whole number ≥ 0 \(0: no limit\), "
+            "got 'ten'",
+        ),
+        ("cohere", {"cohere": {"max_documents": -1}}, "max_documents must be .*, got -1"),
+        ("cohere", {"cohere": {"max_documents": True}}, "max_documents must be .*, got True"),
+        ("cohere", {"cohere": {"key_env": ["1KEY"]}}, r"environment variable name.*got \['1KEY'\]"),
+        ("cohere", {"cohere": {"key_env": 7}}, "key_env must be an environment variable name"),
         ("cohere", {"cohere": {"instruction_mode": "often"}}, "must be one of field, query"),
         ("cohere", {"cohere": {"instruction_mode": "field"}}, "needs an instruction_field"),
-        ("cohere", {"cohere": {"send_model": "yes"}}, "send_model = 'yes': must be true or false"),
-        ("cohere", {"cohere": {"base_url": ""}}, "base_url = '': must be a non-empty string"),
+        ("cohere", {"cohere": {"send_model": "maybe"}}, "send_model must be true or false"),
+        ("cohere", {"cohere": {"base_url": ""}}, "base_url must be an http:// or https:// URL"),
+        ("cohere", {"cohere": {"base_url": "gpu:8000"}}, "got 'gpu:8000'"),
         ("cohere", {"cohere": {"tokenizer": "gpt"}}, "must be one of qwen3, or empty"),
-        ("cohere", {"cohere": {"extra_fields": "x"}}, "extra_fields = 'x': must be a table"),
+        ("cohere", {"cohere": {"extra_fields": "x"}}, "extra_fields must be a table, got 'x'"),
         ("cohere", {"cohere": {"extra_fields": {"top_n": 3}}}, "extra_fields may not set 'top_n'"),
         ("tei", {"tei": {"extra_fields": {"texts": []}}}, "extra_fields may not set 'texts'"),
         (

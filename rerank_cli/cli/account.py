@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
-from rerank_cli.cli.options import (
-    ApiKeyOpt,
-    BaseUrlOpt,
-    OutputOpt,
-    VerboseOpt,
-    settings_overrides,
-)
+from rerank_cli.cli.options import OutputOpt, VerboseOpt, setting_options
 
 
+@setting_options("base_url", "api_key")
 def account(
     ctx: typer.Context,
-    base_url: BaseUrlOpt = None,
-    api_key: ApiKeyOpt = None,
     output: OutputOpt = None,
     verbose: VerboseOpt = False,
+    **settings: Any,
 ) -> None:
     """Show the account's balance (GET /account). The key travels in that URL's query string,
     so the URL is never printed."""
@@ -26,5 +22,5 @@ def account(
     from rerank_cli.jobs import rank_job as ranking
 
     env = ctx.obj
-    settings = ranking.settings_for(env, **settings_overrides(base_url=base_url, api_key=api_key))
-    raise typer.Exit(catalog.run_account(env, settings, output.value if output else None, verbose))
+    resolved = ranking.settings_for(env, **settings)
+    raise typer.Exit(catalog.run_account(env, resolved, output.value if output else None, verbose))

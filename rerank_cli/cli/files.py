@@ -2,51 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from rerank_cli.cli.options import (
     OUTPUT,
-    AllowInsecureOpt,
-    ApiKeyOpt,
-    BaseUrlOpt,
-    BatchSizeOpt,
-    CacheTtlOpt,
-    ChunkOverlapOpt,
     Color,
     ColorOpt,
-    ConcurrencyOpt,
     DryRunOpt,
-    EngineOpt,
-    InstructionModeOpt,
-    InstructionOpt,
-    LongOpt,
-    MaxCostOpt,
-    MaxDocsOpt,
-    MaxRequestBytesOpt,
-    MaxRetriesOpt,
-    MaxTokensOpt,
     MinScoreOpt,
-    ModelOpt,
-    NoCacheOpt,
     OutputOpt,
-    ProfileOpt,
     QuietOpt,
-    RefreshOpt,
     StatsOpt,
-    TaskOpt,
-    TierOpt,
-    TimeoutOpt,
     TopKOpt,
     VerboseOpt,
-    WaitColdOpt,
     job_options,
+    setting_options,
 )
 
 WALK = "Files"
 
 
+@setting_options()
 def files(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="What the files are ranked against.")],
@@ -127,17 +105,6 @@ def files(
             help="Lines shared by consecutive chunks.", min=0, metavar="N", rich_help_panel=WALK
         ),
     ] = 10,
-    engine: EngineOpt = None,
-    base_url: BaseUrlOpt = None,
-    model: ModelOpt = None,
-    api_key: ApiKeyOpt = None,
-    batch_size: BatchSizeOpt = None,
-    max_request_bytes: MaxRequestBytesOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    max_retries: MaxRetriesOpt = None,
-    timeout: TimeoutOpt = None,
-    wait_cold: WaitColdOpt = None,
-    allow_insecure: AllowInsecureOpt = False,
     output: OutputOpt = None,
     null: Annotated[
         bool,
@@ -154,20 +121,8 @@ def files(
     verbose: VerboseOpt = False,
     color: ColorOpt = Color.auto,
     dry_run: DryRunOpt = False,
-    max_docs: MaxDocsOpt = None,
-    max_cost: MaxCostOpt = None,
-    tier: TierOpt = None,
-    no_cache: NoCacheOpt = False,
-    refresh: RefreshOpt = False,
-    cache_ttl: CacheTtlOpt = None,
     stats: StatsOpt = None,
-    profile: ProfileOpt = None,
-    instruction: InstructionOpt = None,
-    task: TaskOpt = None,
-    instruction_mode: InstructionModeOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    long: LongOpt = None,
-    chunk_overlap: ChunkOverlapOpt = None,
+    **settings: Any,
 ) -> None:
     """Rank files (default: the working directory) by relevance to QUERY.
 

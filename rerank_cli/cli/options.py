@@ -1,18 +1,25 @@
-"""Options shared by several commands, declared once as annotated types."""
+"""Options shared by several commands: the settings' options, derived from the settings table
+(:func:`setting_options`), and the others (output, filters, dry run, stats), declared once here
+as annotated types."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import inspect
+from collections.abc import Callable, Mapping
 from enum import Enum
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, TypeVar, get_args
 
 import typer
 
+from rerank_cli.settings.schema import API, COST, MODEL, SPECS, SWITCHES, Spec, from_overrides
+
 INPUT = "Input"
-API = "API"
 OUTPUT = "Output"
-COST = "Cost and cache"
-MODEL = "Model and provider"
+# Shared panels, in the order --help shows them (after a command's own: Input, Files).
+PANELS = (API, OUTPUT, COST, MODEL)
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class InputFormat(str, Enum):
@@ -34,82 +41,21 @@ class OutputFormat(str, Enum):
     tsv = "tsv"
 
 
-class EngineName(str, Enum):
-    api = "api"
-    lexical = "lexical"
-
-
 class Color(str, Enum):
     auto = "auto"
     always = "always"
     never = "never"
 
 
-def _api(*names: str, help: str, **kwargs: Any) -> Any:
-    return typer.Option(*names, help=help, rich_help_panel=API, show_default=False, **kwargs)
-
-
 def _out(*names: str, help: str, **kwargs: Any) -> Any:
     return typer.Option(*names, help=help, rich_help_panel=OUTPUT, **kwargs)
 
 
+def _cost(*names: str, help: str, **kwargs: Any) -> Any:
+    return typer.Option(*names, help=help, rich_help_panel=COST, **kwargs)
+
+
 # `Optional[...]`, not `X | None`: Typer reads these annotations at run time on Python 3.10.
-EngineOpt = Annotated[
-    Optional[EngineName],  # noqa: UP045
-    _api("--engine", help="api: the rerank API [default]; lexical: offline BM25, no key needed."),
-]
-BaseUrlOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    _api(
-        "--base-url", help="API base URL [env RERANK_BASE_URL; default https://gigarouter.ai/v1]."
-    ),
-]
-ModelOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    _api("--model", "-m", help="Model [env RERANK_MODEL; default Qwen/Qwen3-Reranker-0.6B]."),
-]
-ApiKeyOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    _api("--api-key", help="API key (prefer env GR_KEY or RERANK_API_KEY: options show in ps)."),
-]
-BatchSizeOpt = Annotated[
-    Optional[int],  # noqa: UP045
-    _api("--batch-size", help="Documents per request [default 64].", min=1),
-]
-MaxRequestBytesOpt = Annotated[
-    Optional[int],  # noqa: UP045
-    _api("--max-request-bytes", help="Request body budget in bytes [default 4000000].", min=1),
-]
-ConcurrencyOpt = Annotated[
-    Optional[int],  # noqa: UP045
-    _api("--concurrency", "-j", help="Requests in flight [default 4].", min=1),
-]
-MaxRetriesOpt = Annotated[
-    Optional[int],  # noqa: UP045
-    _api(
-        "--max-retries",
-        help="Retries per request on network errors, 408/409/425/429/5xx [default 6].",
-        min=0,
-    ),
-]
-TimeoutOpt = Annotated[
-    Optional[float],  # noqa: UP045
-    _api("--timeout", help="Seconds per request [default 60].", min=0.001),
-]
-WaitColdOpt = Annotated[
-    Optional[int],  # noqa: UP045
-    _api(
-        "--wait-cold",
-        help="Ask the server to hold a request up to N s while a cold model warms "
-        "(Prefer: wait=N; 0: off) [default 30].",
-        min=0,
-        metavar="N",
-    ),
-]
-AllowInsecureOpt = Annotated[
-    bool,
-    _api("--allow-insecure", help="Allow sending the key over plain http:// to another host."),
-]
 OutputOpt = Annotated[
     Optional[OutputFormat],  # noqa: UP045
     _out(
@@ -139,151 +85,12 @@ QuietOpt = Annotated[
 ]
 VerboseOpt = Annotated[bool, _out("--verbose", "-v", help="A summary on stderr at the end.")]
 ColorOpt = Annotated[Color, _out("--color", help="Colour (NO_COLOR is honoured).")]
-
-
-class Task(str, Enum):
-    web = "web"
-    code = "code"
-    qa = "qa"
-    docs = "docs"
-    logs = "logs"
-    dedup = "dedup"
-
-
-class InstructionMode(str, Enum):
-    field = "field"
-    query = "query"
-    template = "template"
-    none = "none"
-
-
-class LongMode(str, Enum):
-    chunk = "chunk"
-    truncate = "truncate"
-    error = "error"
-
-
-def _model(*names: str, help: str, **kwargs: Any) -> Any:
-    return typer.Option(*names, help=help, rich_help_panel=MODEL, show_default=False, **kwargs)
-
-
-ProfileOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    _model(
-        "--profile",
-        "-P",
-        help="Provider profile: gigarouter [default], cohere, jina, voyage, vllm, tei, infinity, "
-        "siliconflow, dashscope, together, novita, or one from the config (rerank profiles).",
-        metavar="NAME",
-    ),
-]
-InstructionOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    _model(
-        "--instruction",
-        "-I",
-        help="Task instruction for instruction-aware models (Qwen3).",
-        metavar="TEXT",
-    ),
-]
-TaskOpt = Annotated[
-    Optional[Task],  # noqa: UP045
-    _model("--task", help="A preset instruction (rerank tasks lists them)."),
-]
-InstructionModeOpt = Annotated[
-    Optional[InstructionMode],  # noqa: UP045
-    _model(
-        "--instruction-mode",
-        help="How the instruction reaches the model: a request field, inside the query, the "
-        "full Qwen3 prompt built here (template), or not at all [default: the profile's].",
-    ),
-]
-MaxTokensOpt = Annotated[
-    Optional[int],  # noqa: UP045
-    _model(
-        "--max-tokens",
-        help="Tokens per document [default: the model's context minus the query and prompt].",
-        min=1,
-        metavar="N",
-    ),
-]
-LongOpt = Annotated[
-    Optional[LongMode],  # noqa: UP045
-    _model(
-        "--long",
-        help="A document over --max-tokens: score every window and keep the best (chunk), "
-        "keep its first N tokens (truncate), or stop (error) [default chunk].",
-    ),
-]
-ChunkOverlapOpt = Annotated[
-    Optional[int],  # noqa: UP045
-    _model(
-        "--chunk-overlap",
-        help="Tokens shared by consecutive windows [default 64, or a quarter of --max-tokens "
-        "if smaller].",
-        min=0,
-        metavar="N",
-    ),
-]
-
-
-class Tier(str, Enum):
-    realtime = "realtime"
-    batch = "batch"
-
-
-def _cost(*names: str, help: str, **kwargs: Any) -> Any:
-    return typer.Option(*names, help=help, rich_help_panel=COST, **kwargs)
-
-
-TierOpt = Annotated[
-    Optional[Tier],  # noqa: UP045
-    _cost(
-        "--tier",
-        help="gigarouter: batch sends X-Tier: batch — cheaper, slower when busy "
-        "[default realtime].",
-        show_default=False,
-    ),
-]
 DryRunOpt = Annotated[
     bool,
     _cost(
         "--dry-run",
         help="Read, dedup and check the cache, then report what would be sent and its price; "
         "send nothing.",
-    ),
-]
-MaxDocsOpt = Annotated[
-    Optional[int],  # noqa: UP045
-    _cost(
-        "--max-docs",
-        help="Refuse (exit 2, nothing sent) a run that would send more than N documents.",
-        min=0,
-        metavar="N",
-        show_default=False,
-    ),
-]
-MaxCostOpt = Annotated[
-    Optional[float],  # noqa: UP045
-    _cost(
-        "--max-cost",
-        help="Refuse (exit 2, nothing sent) a run estimated to cost more than USD.",
-        min=0.0,
-        metavar="USD",
-        show_default=False,
-    ),
-]
-NoCacheOpt = Annotated[bool, _cost("--no-cache", help="Neither read nor write the score cache.")]
-RefreshOpt = Annotated[
-    bool, _cost("--refresh", help="Score again and overwrite the cache (do not read it).")
-]
-CacheTtlOpt = Annotated[
-    Optional[float],  # noqa: UP045
-    _cost(
-        "--cache-ttl",
-        help="Cached scores older than DAYS are misses [default: no expiry].",
-        metavar="DAYS",
-        show_default=False,
     ),
 ]
 StatsOpt = Annotated[
@@ -297,27 +104,142 @@ StatsOpt = Annotated[
 ]
 
 
-# The parameters of a ranking command that become settings (the rest of JobOptions below).
-SETTING_OPTIONS = (
-    "engine", "base_url", "model", "api_key", "batch_size", "max_request_bytes", "concurrency",
-    "max_retries", "timeout", "wait_cold", "allow_insecure", "tier", "max_docs", "max_cost",
-    "no_cache", "refresh", "cache_ttl", "profile", "instruction", "task", "instruction_mode",
-    "max_tokens", "long", "chunk_overlap",
-)  # fmt: skip
+# ---------------------------------------------------------------------------------------------
+# The settings' options, derived from rerank_cli.settings.schema
+
+
+@functools.cache
+def _choices(spec: Spec) -> type[Enum]:
+    """A str Enum of the setting's choices, which Typer shows as ``<a|b>`` and checks."""
+    return Enum(spec.name.title().replace("_", ""), {c: c for c in spec.choices}, type=str)  # type: ignore[return-value]
+
+
+def _setting_parameters(spec: Spec) -> list[inspect.Parameter]:
+    """The options of one setting: ``--batch-size`` (None: not given), and its switches
+    (``--no-cache``: False, not given)."""
+    parameters = []
+    if spec.flags:
+        kind: Any = _choices(spec) if spec.choices else spec.kind
+        bound: dict[str, Any] = {}
+        if spec.minimum is not None:
+            bound["min"] = float(spec.minimum) if spec.kind is float else int(spec.minimum)
+        option = typer.Option(
+            *spec.flags,
+            help=spec.help,
+            rich_help_panel=spec.panel,
+            show_default=False,
+            metavar=spec.metavar,
+            **bound,
+        )
+        annotation = Annotated[Optional[kind], option]  # noqa: UP045
+        parameters.append(_keyword(spec.name, annotation, None))
+    for switch in spec.switches:
+        option = typer.Option(
+            switch.flag,
+            help=switch.help or spec.help,
+            rich_help_panel=spec.panel,
+            show_default=False,
+        )
+        parameters.append(_keyword(switch.name, Annotated[bool, option], False))
+    return parameters
+
+
+def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation, default=default
+    )
+
+
+def _panel(parameter: inspect.Parameter) -> str | None:
+    for extra in get_args(parameter.annotation)[1:]:
+        panel = getattr(extra, "rich_help_panel", None)
+        if panel:
+            return str(panel)
+    return None
+
+
+def _arrange(
+    own: list[inspect.Parameter], settings: list[inspect.Parameter]
+) -> list[inspect.Parameter]:
+    """The command's parameters and the settings' options in --help order: the command's own
+    panels first, then API, Output, Cost, Model; within a shared panel, the settings' options
+    right after the command's first one there (``--dry-run``, settings, ``--stats``)."""
+    groups: list[list[inspect.Parameter]] = [[] for _ in range(len(PANELS) + 1)]
+
+    def group(parameter: inspect.Parameter) -> list[inspect.Parameter]:
+        panel = _panel(parameter)
+        return groups[PANELS.index(panel) + 1 if panel in PANELS else 0]
+
+    for parameter in own:
+        group(parameter).append(parameter)
+    for panel in PANELS:
+        ours = [p for p in settings if _panel(p) == panel]
+        shared = groups[PANELS.index(panel) + 1]
+        if shared:
+            shared[1:1] = ours  # after the command's first: --dry-run, the settings, --stats
+        else:
+            shared.extend(ours)
+    return [parameter for members in groups for parameter in members]
+
+
+def setting_options(*names: str) -> Callable[[F], F]:
+    """Give a command one typed option per setting (all, or those named) in place of its
+    ``**settings`` parameter, which receives them: not given → None, enums as their values.
+    A value the table refuses (``--base-url ftp://x``) is a usage error naming the option."""
+    unknown = set(names) - set(SPECS)
+    if unknown:
+        raise ValueError(f"not settings: {', '.join(sorted(unknown))}")
+    specs = [spec for spec in SPECS.values() if not names or spec.name in names]
+    generated = [parameter for spec in specs for parameter in _setting_parameters(spec)]
+    taken = {parameter.name for parameter in generated}
+
+    def decorate(command: F) -> F:
+        signature = inspect.signature(command, eval_str=True)
+        own = [
+            parameter
+            for parameter in signature.parameters.values()
+            if parameter.kind is not inspect.Parameter.VAR_KEYWORD
+        ]
+        parameters = _arrange(own, generated)
+
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            given = {
+                name: value.value if isinstance(value, Enum) else value
+                for name, value in kwargs.items()
+                if name in taken
+            }
+            from_overrides(given, label=_flag)  # refuse a bad value in the option's words
+            own_values = {name: value for name, value in kwargs.items() if name not in taken}
+            return command(*args, **own_values, **given)
+
+        wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+        wrapper.__annotations__["return"] = signature.return_annotation
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _flag(name: str) -> str:
+    """``batch_size`` → ``--batch-size``; ``no_cache`` → ``--no-cache``."""
+    if name in SWITCHES:
+        return SWITCHES[name][1].flag
+    return SPECS[name].option if name in SPECS else name
 
 
 def job_options(ctx: typer.Context, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The :class:`~rerank_cli.execution.JobOptions` fields from a ranking command's
-    parameters (its ``locals()``): the shared options are declared once, here, and read once."""
+    """The :class:`~rerank_cli.jobs.execution.JobOptions` fields from a ranking command's
+    parameters (its ``locals()``, ``settings`` among them): the shared options are declared
+    once, here, and read once."""
     from rerank_cli.core.pipeline import Filters
     from rerank_cli.jobs.rank_job import settings_for
 
     env = ctx.obj
     env.color_mode = params["color"].value
-    chosen = {name: params[name] for name in SETTING_OPTIONS}
     output = params["output"]
     return {
-        "settings": settings_for(env, **settings_overrides(**chosen)),
+        "settings": settings_for(env, **params["settings"]),
         "output": output.value if output else None,
         "filters": Filters(top_k=params["top_k"], min_score=params["min_score"]),
         "quiet": params["quiet"],
@@ -325,18 +247,3 @@ def job_options(ctx: typer.Context, params: Mapping[str, Any]) -> dict[str, Any]
         "dry_run": params["dry_run"],
         "stats_path": params["stats"],
     }
-
-
-def settings_overrides(
-    *, no_cache: bool = False, refresh: bool = False, allow_insecure: bool = False, **options: Any
-) -> dict[str, Any]:
-    """Command-line options as setting overrides; None means "not given", so the environment,
-    config file or default decides."""
-    if no_cache and refresh:
-        from rerank_cli.errors import UsageError
-
-        raise UsageError("--no-cache and --refresh contradict each other")
-    overrides = {k: v.value if isinstance(v, Enum) else v for k, v in options.items()}
-    overrides["allow_insecure"] = allow_insecure or None
-    overrides["cache"] = "off" if no_cache else "refresh" if refresh else None
-    return overrides

@@ -2,50 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from rerank_cli.cli.options import (
     INPUT,
-    AllowInsecureOpt,
-    ApiKeyOpt,
-    BaseUrlOpt,
-    BatchSizeOpt,
-    CacheTtlOpt,
-    ChunkOverlapOpt,
     Color,
     ColorOpt,
-    ConcurrencyOpt,
     DryRunOpt,
-    EngineOpt,
     InputFormat,
-    InstructionModeOpt,
-    InstructionOpt,
-    LongOpt,
-    MaxCostOpt,
-    MaxDocsOpt,
-    MaxRequestBytesOpt,
-    MaxRetriesOpt,
-    MaxTokensOpt,
     MinScoreOpt,
-    ModelOpt,
-    NoCacheOpt,
     OutputOpt,
-    ProfileOpt,
     QuietOpt,
-    RefreshOpt,
     StatsOpt,
-    TaskOpt,
-    TierOpt,
-    TimeoutOpt,
     TopKOpt,
     VerboseOpt,
-    WaitColdOpt,
     job_options,
+    setting_options,
 )
 
 
+@setting_options()
 def rank(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="What the documents are ranked against.")],
@@ -134,17 +112,6 @@ def rank(
             rich_help_panel=INPUT,
         ),
     ] = None,
-    engine: EngineOpt = None,
-    base_url: BaseUrlOpt = None,
-    model: ModelOpt = None,
-    api_key: ApiKeyOpt = None,
-    batch_size: BatchSizeOpt = None,
-    max_request_bytes: MaxRequestBytesOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    max_retries: MaxRetriesOpt = None,
-    timeout: TimeoutOpt = None,
-    wait_cold: WaitColdOpt = None,
-    allow_insecure: AllowInsecureOpt = False,
     output: OutputOpt = None,
     top_k: TopKOpt = None,
     min_score: MinScoreOpt = None,
@@ -152,20 +119,8 @@ def rank(
     verbose: VerboseOpt = False,
     color: ColorOpt = Color.auto,
     dry_run: DryRunOpt = False,
-    max_docs: MaxDocsOpt = None,
-    max_cost: MaxCostOpt = None,
-    tier: TierOpt = None,
-    no_cache: NoCacheOpt = False,
-    refresh: RefreshOpt = False,
-    cache_ttl: CacheTtlOpt = None,
     stats: StatsOpt = None,
-    profile: ProfileOpt = None,
-    instruction: InstructionOpt = None,
-    task: TaskOpt = None,
-    instruction_mode: InstructionModeOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    long: LongOpt = None,
-    chunk_overlap: ChunkOverlapOpt = None,
+    **settings: Any,
 ) -> None:
     """Rank documents by relevance to QUERY."""
     params = dict(locals())

@@ -9,16 +9,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from rerank_cli import sources as readers
 from rerank_cli import writers
 from rerank_cli.core.documents import Document, Result
 from rerank_cli.errors import ExitCode, InputError, NothingToShow, UsageError
 from rerank_cli.jobs.execution import JobOptions, execute, open_session, output_format
-from rerank_cli.redact import register_secret
-from rerank_cli.settings import config_file as config
-from rerank_cli.settings.resolution import Settings, resolve
+from rerank_cli.settings import load
+from rerank_cli.settings.resolution import Settings
 from rerank_cli.terminal import Environment
 
 STDIN_NAME = "<stdin>"
@@ -26,11 +24,7 @@ STDIN_NAME = "<stdin>"
 
 def settings_for(env: Environment, **options: Any) -> Settings:
     """Options → environment → config file → defaults; the key is registered for redaction."""
-    path = config.config_path(env.env)
-    settings = resolve(options, env.env, config.load(path), config_origin=str(path))
-    register_secret(settings.api_key)
-    register_secret(urlsplit(settings.base_url).password)  # a password in the URL is one too
-    return settings
+    return load(env.env, options)
 
 
 @dataclass(kw_only=True)

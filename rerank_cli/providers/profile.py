@@ -13,22 +13,24 @@ Users may change any field of a built-in profile, or define a new one from a bui
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
 from rerank_cli.errors import UsageError
-from rerank_cli.providers.instructions import MODES, deliver
+from rerank_cli.providers.instructions import MODES
 from rerank_cli.providers.tokens import QWEN3_RERANKER_CONTEXT, is_qwen3
+from rerank_cli.settings import values
+from rerank_cli.settings.values import Parser
 
 DEFAULT_PROFILE = "gigarouter"
 # Qwen3-Reranker's context: query, document and prompt template together.
 QWEN3_CONTEXT = QWEN3_RERANKER_CONTEXT
 TOKENIZERS = ("qwen3",)
 # Fields that would change which documents get a score: every request must return them all,
-# since the scores of all batches are merged into one global ranking (see build_request).
+# since the scores of all batches are merged into one global ranking (see protocol.build_body).
 RESERVED_FIELDS = frozenset({"model", "query", "top_n", "top_k", "return_documents"})
 
 
@@ -238,39 +240,6 @@ BUILTIN: dict[str, Profile] = {
 }
 
 
-def build_request(
-    profile: Profile,
-    model: str,
-    query: str,
-    texts: Sequence[str],
-    instruction: str | None,
-    mode: str,
-    *,
-    max_tokens_per_doc: int | None = None,
-) -> dict[str, Any]:
-    """The JSON body of one rerank request.
-
-    Never a ``top_n`` (``top_k``): a run splits the documents into batches and ranks them all
-    together, so every batch must return the score of every document it sent; a per-batch top n
-    would drop documents that belong in the global top n. ``max_tokens_per_doc`` is the limit
-    documents were chunked to (default: the profile's), sent where the profile names a field.
-    """
-    query, texts, instruction_fields = deliver(
-        mode, instruction, query, texts, profile.instruction_field
-    )
-    body: dict[str, Any] = {}
-    if profile.send_model:
-        body["model"] = model
-    body["query"] = query
-    body[profile.documents_field] = list(texts)
-    body.update(instruction_fields)
-    body.update(profile.extra_fields)
-    limit = profile.max_tokens_per_doc if max_tokens_per_doc is None else max_tokens_per_doc
-    if profile.doc_limit_field and limit is not None:
-        body[profile.doc_limit_field] = limit
-    return body
-
-
 def find_key(profile: Profile, env: Mapping[str, str]) -> tuple[str, str] | None:
     """``(variable, key)`` from the first of the profile's variables that is set."""
     for variable in profile.key_env:
@@ -295,87 +264,62 @@ def tokenizer_family(profile: Profile, model: str) -> str | None:
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
-    return value
-
-
-def _nonempty(value: Any) -> str:
-    if not _text(value):
-        raise ValueError("must be a non-empty string")
-    return str(value)
-
-
 def _optional_text(value: Any) -> str | None:
-    return _text(value) or None  # "" unsets
+    return values.any_text(value) or None  # "" unsets
 
 
 def _path(value: Any) -> str:
-    text = _text(value)
+    text = values.any_text(value)
     return text if not text or text.startswith("/") else "/" + text
 
 
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("must be true or false")
-    return value
+_whole = values.whole(0)
 
 
 def _limit(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError("must be a whole number, 0 for no limit")
-    return value or None
+    try:
+        return _whole(value) or None
+    except values.Invalid:
+        raise values.Invalid("a whole number ≥ 0 (0: no limit)") from None
 
 
 def _key_env(value: Any) -> tuple[str, ...]:
     names = [value] if isinstance(value, str) else value
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ValueError("must be a variable name or a list of them")
-    for name in names:
-        if not _ENV_NAME.match(name):
-            raise ValueError(f"{name!r} is not an environment variable name")
+    if (
+        not isinstance(names, list)
+        or not all(isinstance(name, str) for name in names)
+        or not all(_ENV_NAME.match(name) for name in names)
+    ):
+        raise values.Invalid("an environment variable name (A-Z, 0-9, _) or a list of them")
     return tuple(names)
-
-
-def _mode(value: Any) -> str:
-    if value not in MODES:
-        raise ValueError(f"must be one of {', '.join(MODES)}")
-    return str(value)
-
-
-def _tokenizer(value: Any) -> str | None:
-    text = _optional_text(value)
-    if text is not None and text not in TOKENIZERS:
-        raise ValueError(f"must be one of {', '.join(TOKENIZERS)}, or empty")
-    return text
 
 
 def _extra_fields(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ValueError("must be a table")
+        raise values.Invalid("a table")
     return dict(value)
 
 
-_CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "base_url": _nonempty,
+# How each field of a [profiles.NAME] section is read: the same parsers as the settings'.
+FIELD_PARSERS: dict[str, Parser] = {
+    "base_url": values.url,
     "path": _path,
     "key_env": _key_env,
-    "key_required": _boolean,
-    "model": _text,
-    "documents_field": _nonempty,
-    "send_model": _boolean,
+    "key_required": values.boolean,
+    "model": values.any_text,
+    "documents_field": values.text,
+    "send_model": values.boolean,
     "instruction_field": _optional_text,
-    "instruction_mode": _mode,
+    "instruction_mode": values.choice(MODES),
     "extra_fields": _extra_fields,
     "doc_limit_field": _optional_text,
     "max_documents": _limit,
     "max_tokens_per_doc": _limit,
     "context_tokens": _limit,
     "max_tokens_per_request": _limit,
-    "tokenizer": _tokenizer,
-    "docs_url": _text,
-    "notes": _text,
+    "tokenizer": values.choice(TOKENIZERS, empty=True),
+    "docs_url": values.any_text,
+    "notes": values.any_text,
 }
 
 
@@ -406,18 +350,18 @@ def resolve_profile(name: str, config_profiles: Mapping[str, Any]) -> Profile:
         known = ", ".join(known_profiles(config_profiles))
         raise UsageError(f"unknown profile {name!r} (known: {known})")
 
-    values: dict[str, Any] = {}
+    changed: dict[str, Any] = {}
     for key, value in overrides.items():
-        converter = _CONVERTERS.get(key)
-        if converter is None:
-            known = ", ".join(["base", *_CONVERTERS])
+        parse = FIELD_PARSERS.get(key)
+        if parse is None:
+            known = ", ".join(["base", *FIELD_PARSERS])
             raise UsageError(f"{where}: unknown field {key!r} (known: {known})")
         try:
-            values[key] = converter(value)
-        except ValueError as error:
-            raise UsageError(f"{where}: {key} = {value!r}: {error}") from None
-    profile = replace(base, name=name, **values)
-    _check(profile, base, values, where)
+            changed[key] = parse(value)
+        except values.Invalid as error:
+            raise UsageError(f"{where}: {values.problem(key, str(error), value)}") from None
+    profile = replace(base, name=name, **changed)
+    _check(profile, base, changed, where)
     return profile
 
 

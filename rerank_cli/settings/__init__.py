@@ -1,27 +1,48 @@
-"""Every setting: its schema, its resolution (option → environment → config file → profile →
-default), and the config file."""
+"""Every setting: its schema (``schema``: one table), its resolution (option → environment →
+config file → profile → default), and the config file.
+
+Kept light: importing the package imports nothing else; :func:`load` imports on first use."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False  # not typing's: keep importing this package free
 if TYPE_CHECKING:
-    from rerank_cli.settings.resolution import Settings
+    from collections.abc import Mapping
+    from typing import Any
+
+    from rerank_cli.settings.schema import Settings
+
+__all__ = ["load"]
 
 
 def load(
-    env: Mapping[str, str], overrides: Mapping[str, Any], *, config: Mapping[str, Any] | None = None
+    env: Mapping[str, str],
+    overrides: Mapping[str, Any],
+    *,
+    config: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Settings from ``overrides`` (config-file or long option names; None: not given), the
-    environment ``env``, the config file (or ``config``), the profile and the defaults."""
+    """The settings in effect: ``overrides`` → ``env`` → the config file → the profile →
+    defaults.
+
+    ``overrides`` are keyed by config-file name or long option name (``batch_size``,
+    ``profile="cohere"``, ``task="code"``, ``no_cache=True``, ``refresh=True``,
+    ``allow_insecure=True``); None means "not given". Values may be Python values or strings
+    and are checked like the command line's. ``config`` replaces the file at
+    ``config_file.config_path(env)``. An unknown name or a bad value raises
+    :class:`~rerank_cli.errors.UsageError`. The key (and a password in the base URL) is
+    registered for redaction."""
+    from urllib.parse import urlsplit
+
+    from rerank_cli.redact import register_secret
     from rerank_cli.settings import config_file
     from rerank_cli.settings.resolution import resolve
 
-    path = config_file.config_path(env)
-    table = config_file.load(path) if config is None else dict(config)
-    options = dict(overrides)
-    no_cache, refresh = options.pop("no_cache", None), options.pop("refresh", None)
-    if no_cache or refresh:
-        options["cache"] = "off" if no_cache else "refresh"
-    return resolve(options, env, table, config_origin=str(path))
+    if config is None:
+        path = config_file.config_path(env)
+        config, origin = config_file.load(path), str(path)
+    else:
+        origin = "config"
+    settings = resolve(overrides, env, config, config_origin=origin)
+    register_secret(settings.api_key)
+    register_secret(urlsplit(settings.base_url).password)  # a password in the URL is one too
+    return settings

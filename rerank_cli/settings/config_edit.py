@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from rerank_cli.errors import UsageError
 from rerank_cli.redact import mask
 from rerank_cli.settings import config_file as config
-from rerank_cli.settings.resolution import SECRET_KEYS, convert
+from rerank_cli.settings.schema import SECRET_KEYS, SPECS, convert, unknown
 
 
 def show(env: Mapping[str, str]) -> str:
@@ -25,8 +25,13 @@ def show(env: Mapping[str, str]) -> str:
 
 
 def set_value(env: Mapping[str, str], key: str, value: str) -> str:
+    """Check ``value`` as the schema says (``batch_size must be a whole number ≥ 1, got
+    'zero'``), then write it typed."""
+    spec = SPECS.get(key)
+    if spec is None:
+        raise unknown(key)
+    typed = convert(spec, value, key)
     path = config.config_path(env)
-    typed = convert(key, value, "rerank config set")
     table = config.load(path)
     table[key] = typed
     config.save(path, table)

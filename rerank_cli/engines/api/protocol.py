@@ -17,7 +17,6 @@ import orjson
 from rerank_cli.errors import BadResponse
 from rerank_cli.providers.instructions import deliver, document_affixes
 from rerank_cli.providers.profile import BUILTIN, DEFAULT_PROFILE, Profile
-from rerank_cli.providers.profile import build_request as build_body
 
 if TYPE_CHECKING:
     from rerank_cli.settings.resolution import Settings
@@ -50,6 +49,39 @@ def encode(body: Any) -> bytes:
         return orjson.dumps(body)
     except orjson.JSONEncodeError:  # only lone surrogates make a str unencodable
         return orjson.dumps(_clean(body))
+
+
+def build_body(
+    profile: Profile,
+    model: str,
+    query: str,
+    texts: Sequence[str],
+    instruction: str | None,
+    mode: str,
+    *,
+    max_tokens_per_doc: int | None = None,
+) -> dict[str, Any]:
+    """The JSON body of one rerank request.
+
+    Never a ``top_n`` (``top_k``): a run splits the documents into batches and ranks them all
+    together, so every batch must return the score of every document it sent; a per-batch top n
+    would drop documents that belong in the global top n. ``max_tokens_per_doc`` is the limit
+    documents were chunked to (default: the profile's), sent where the profile names a field.
+    """
+    query, texts, instruction_fields = deliver(
+        mode, instruction, query, texts, profile.instruction_field
+    )
+    body: dict[str, Any] = {}
+    if profile.send_model:
+        body["model"] = model
+    body["query"] = query
+    body[profile.documents_field] = list(texts)
+    body.update(instruction_fields)
+    body.update(profile.extra_fields)
+    limit = profile.max_tokens_per_doc if max_tokens_per_doc is None else max_tokens_per_doc
+    if profile.doc_limit_field and limit is not None:
+        body[profile.doc_limit_field] = limit
+    return body
 
 
 @dataclass(frozen=True)
