@@ -8,7 +8,15 @@
    reading, ranking and writing included). The HTTP stack is imported before the -v clock
    starts: start-up, counted in the whole-process figure.
 2. Start-up: ``rerank --version`` wall time ÷ ``python -c pass`` (the same interpreter),
-   medians of several runs.
+   medians of several runs taken alternately.
+3. Cached rerun: the whole CLI ranking 100,000 documents that are all in its score cache, ÷
+   the floor: bench/floor.py, the plainest Python doing the same work (read the lines, hash
+   each pair, one SQLite lookup, write the same JSON lines, byte for byte), timed alternately
+   with it in the same minutes.
+
+``python -m bench --collector`` instead measures what pausing the cyclic GC during a command
+(rerank_cli/collector.py) is worth: the cached rerun and the whole-process throughput run,
+with and without it, alternately.
 
 Figures vary with the machine and its load; they are printed with the machine's description.
 Not a test: nothing here fails the build.
@@ -16,6 +24,8 @@ Not a test: nothing here fails the build.
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import math
 import os
 import platform
@@ -34,6 +44,13 @@ import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 RERANK = Path(sys.executable).with_name("rerank")
+FLOOR = Path(__file__).resolve().with_name("floor.py")
+# The CLI's entry point run through ``python -c``, as is and with the collector never paused
+# (collector.paused swapped for a no-op before the CLI imports it): --collector compares them.
+_MAIN = "from rerank_cli.cli import main; raise SystemExit(main())"
+_NO_PAUSE = "import contextlib, rerank_cli.collector as c; c.paused = contextlib.nullcontext; "
+WITH_COLLECTOR_PAUSED = [sys.executable, "-c", _MAIN]
+WITHOUT_COLLECTOR_PAUSED = [sys.executable, "-c", _NO_PAUSE + _MAIN]
 KEY = "gr-bench-key-0000000000"
 
 DOCUMENTS = 20_000
@@ -42,6 +59,7 @@ CONCURRENCY = 8
 LATENCY = 0.05
 THROUGHPUT_TARGET = 1.10
 STARTUP_TARGET = 3.0
+CACHED_TARGET = 1.0  # the whole CLI's cached rerun ÷ the floor's
 RUNS = 3  # throughput runs; the median counts
 STARTUP_RUNS = 15
 
@@ -132,11 +150,11 @@ class Run:
     served: float  # at the server: the first request in → the last answer out
 
 
-def rank_once(documents: Path, **env: str) -> Run:
+def rank_once(documents: Path, command: list[str] | None = None, **env: str) -> Run:
     """One rerank process against a fresh server (so that the server's counters are its own)."""
     server = ServerProcess(LATENCY)
     try:
-        return _rank(server, documents, env)
+        return _rank(server, documents, command or [str(RERANK)], env)
     finally:
         server.stop()
 
@@ -144,9 +162,9 @@ def rank_once(documents: Path, **env: str) -> Run:
 _ELAPSED = re.compile(r"\b([0-9]+\.[0-9]+) s\b")
 
 
-def _rank(server: ServerProcess, documents: Path, extra: dict[str, str]) -> Run:
+def _rank(server: ServerProcess, documents: Path, command: list[str], extra: dict[str, str]) -> Run:
     args = [
-        str(RERANK),
+        *command,
         "how do retries work",
         "-i",
         str(documents),
@@ -193,44 +211,113 @@ def _rank(server: ServerProcess, documents: Path, extra: dict[str, str]) -> Run:
 
 
 CACHED = 100_000
+CACHED_RUNS = 7  # of each, alternately
+CACHED_QUERY = "module 5"
 
 
-def cli_cached_rerun() -> Row:
-    """The whole CLI ranking 100,000 documents that are all in the score cache: a first run
-    pays (not timed), the rerun is timed (median of 3) and must make no request."""
-    with tempfile.TemporaryDirectory(prefix="rerank-bench-") as home:
-        documents = Path(home) / "docs.txt"
-        documents.write_text(
+def timed(args: list[str], env: dict[str, str]) -> float:
+    with open(os.devnull, "wb") as devnull:
+        started = time.perf_counter()
+        subprocess.run(args, stdin=subprocess.DEVNULL, stdout=devnull, env=env, check=True)
+        return time.perf_counter() - started
+
+
+@dataclass
+class Timings:
+    times: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    @property
+    def best(self) -> float:
+        return min(self.times)
+
+    def __str__(self) -> str:
+        return f"{self.median:.3f} s (best {self.best:.3f} s)"
+
+
+def alternate(commands: dict[str, list[str]], env: dict[str, str], runs: int) -> dict[str, Timings]:
+    """Each command ``runs`` times, taking turns (a, b, a, b …): a change in the machine's
+    speed hits them alike."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, args in commands.items():
+            times[name].append(timed(args, env))
+    return {name: Timings(t) for name, t in times.items()}
+
+
+class CachedSetup:
+    """100,000 lines, a server, and a score cache holding all of them: the first run pays
+    (not timed) and its output is kept. ``rerank(command)`` is the rerun's command line."""
+
+    def __init__(self, home: str) -> None:
+        self.home = Path(home)
+        self.documents = self.home / "docs.txt"
+        self.documents.write_text(
             "".join(f"cached note {i} about module {i % 97}\n" for i in range(CACHED))
         )
-        env = environment(
+        self.env = environment(
             GR_KEY=KEY, RERANK_CONFIG_DIR=f"{home}/config", RERANK_CACHE_DIR=f"{home}/cache"
         )
-        server = ServerProcess(0.0)
+        self.server = ServerProcess(0.0)
         try:
-            args = [str(RERANK), "module 5", "-i", str(documents), "--base-url", server.base_url]
-            args += ["-o", "jsonl", "--batch-size", "1000", "-j", "8"]
+            self.output = self.home / "first.jsonl"
+            with open(self.output, "wb") as out:
+                args = self.rerank([str(RERANK)])
+                subprocess.run(args, stdin=subprocess.DEVNULL, stdout=out, env=self.env, check=True)
+            self.paid = self.requests()
+        except BaseException:
+            self.server.stop()
+            raise
 
-            def run() -> float:
-                started = time.perf_counter()
-                subprocess.run(
-                    args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env, check=True
-                )
-                return time.perf_counter() - started
+    def rerank(self, command: list[str]) -> list[str]:
+        args = [CACHED_QUERY, "-i", str(self.documents), "--base-url", self.server.base_url]
+        return [*command, *args, "-o", "jsonl", "--batch-size", "1000", "-j", "8"]
 
-            run()
-            paid = server.stats()["rerank_requests"]
-            cpu = cpu_reference()  # how fast the machine is right now: see cpu_reference
-            times = [run() for _ in range(5)]
-            requests = server.stats()["rerank_requests"] - paid
-        finally:
-            server.stop()
+    def requests(self) -> int:
+        return int(self.server.stats()["rerank_requests"])
+
+    def __enter__(self) -> CachedSetup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop()
+
+
+def cached_rerun_vs_floor(notes: list[str]) -> Row:
+    """The whole CLI's cached rerun ÷ bench/floor.py's, alternately: floor, CLI, floor, CLI …
+    The floor reads a database of its own keys (the scores table's schema, one row per line,
+    the same scores); it must write the CLI's output byte for byte, checked first."""
+    with tempfile.TemporaryDirectory(prefix="rerank-bench-") as home, CachedSetup(home) as setup:
+        database = f"{home}/floor.sqlite"
+        floor = [sys.executable, str(FLOOR)]
+        files = [CACHED_QUERY, str(setup.documents), database]
+        subprocess.run([*floor, "build", *files, str(setup.output)], env=setup.env, check=True)
+        check = subprocess.run(
+            [*floor, "rank", *files], env=setup.env, capture_output=True, check=True
+        ).stdout
+        if check != setup.output.read_bytes():
+            raise RuntimeError("bench/floor.py does not write what the CLI writes")
+        cpu = cpu_reference()  # how fast the machine is right now: see cpu_reference
+        commands = {"floor": [*floor, "rank", *files], "cli": setup.rerank([str(RERANK)])}
+        timings = alternate(commands, setup.env, CACHED_RUNS)
+        requests = setup.requests() - setup.paid
+    cli, base = timings["cli"], timings["floor"]
+    pairs = sorted(c / f for c, f in zip(cli.times, base.times, strict=True))
+    notes.append(
+        f"cached rerun ÷ floor, each CLI run ÷ the floor run just before it: median"
+        f" {statistics.median(pairs):.2f}, range {pairs[0]:.2f}–{pairs[-1]:.2f};"
+        f" best ÷ best {cli.best / base.best:.2f}"
+    )
     return Row(
-        "cached rerun, 100,000 docs, whole CLI process (median, best of 5)",
-        f"{statistics.median(times):.3f} s, {min(times):.3f} s",
-        f"{requests} requests; CPU reference {cpu:.3f} s",
-        None,
-        "≤ 1 s, 0 requests",
+        f"cached rerun, {CACHED:,} docs, whole CLI ÷ floor (plainest Python), {CACHED_RUNS}"
+        " each alternately: median (best)",
+        f"{cli}, {requests} requests",
+        f"floor {base}; CPU reference {cpu:.3f} s",
+        cli.median / base.median,
+        f"≤ {CACHED_TARGET:.2f}",
     )
 
 
@@ -266,25 +353,68 @@ def throughput() -> list[Row]:
 # --- 2. start-up ---------------------------------------------------------------------------------
 
 
-def median_wall(command: list[str]) -> float:
-    times = []
-    for _ in range(STARTUP_RUNS):
-        started = time.perf_counter()
-        subprocess.run(command, stdout=subprocess.DEVNULL, env=environment(), check=True)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def startup() -> Row:
-    median_wall([sys.executable, "-c", "pass"])  # warm the file cache first
-    baseline = median_wall([sys.executable, "-c", "pass"])
-    version = median_wall([str(RERANK), "--version"])
+    commands = {"python": [sys.executable, "-c", "pass"], "rerank": [str(RERANK), "--version"]}
+    alternate(commands, environment(), 2)  # warm the file cache first
+    timings = alternate(commands, environment(), STARTUP_RUNS)
+    version, baseline = timings["rerank"].median, timings["python"].median
     return Row(
-        "rerank --version ÷ python -c pass",
+        "rerank --version ÷ python -c pass (alternately)",
         f"{version * 1000:.0f} ms",
         f"python {baseline * 1000:.0f} ms",
         version / baseline,
         f"≤ {STARTUP_TARGET:.0f}",
+    )
+
+
+# --- --collector ---------------------------------------------------------------------------------
+
+COLLECTOR_RUNS = 5  # of each, alternately
+
+
+def collector() -> None:
+    """What pausing the collector during a command is worth: the same runs with it paused (as
+    shipped) and never paused, alternately."""
+    if importlib.util.find_spec("rerank_cli.collector") is None:
+        print("rerank_cli.collector is gone: nothing to compare")
+        return
+    names = ("paused (as shipped)", "never paused")
+    commands = (WITH_COLLECTOR_PAUSED, WITHOUT_COLLECTOR_PAUSED)
+    results: list[tuple[str, Timings, Timings]] = []
+    with tempfile.TemporaryDirectory(prefix="rerank-bench-") as home, CachedSetup(home) as setup:
+        runs = {name: setup.rerank(command) for name, command in zip(names, commands, strict=True)}
+        timings = alternate(runs, setup.env, COLLECTOR_RUNS)
+        if setup.requests() != setup.paid:
+            raise RuntimeError("a cached rerun made requests")
+        name = f"cached rerun, {CACHED:,} docs, whole process"
+        results.append((name, timings[names[0]], timings[names[1]]))
+    with tempfile.TemporaryDirectory(prefix="rerank-bench-") as directory:
+        documents = Path(directory) / "docs.txt"
+        write_documents(documents)
+        walls: dict[str, list[float]] = {name: [] for name in names}
+        for _ in range(COLLECTOR_RUNS):
+            for name, command in zip(names, commands, strict=True):
+                walls[name].append(rank_once(documents, command).wall)
+        name = f"throughput, {DOCUMENTS:,} docs at {LATENCY * 1000:.0f} ms, whole process"
+        results.append((name, Timings(walls[names[0]]), Timings(walls[names[1]])))
+    header = ("benchmark", f"collector {names[0]}", names[1], "never ÷ paused: median, best")
+    cells = [header] + [
+        (
+            name,
+            str(on),
+            str(off),
+            f"{off.median / on.median - 1:+.1%}, {off.best / on.best - 1:+.1%}",
+        )
+        for name, on, off in results
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for number, row in enumerate(cells):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        if number == 0:
+            print("  ".join("-" * width for width in widths))
+    print(
+        f"\n{COLLECTOR_RUNS} runs of each, alternately, through python -c (never paused:"
+        " collector.paused swapped for contextlib.nullcontext); + means slower without pausing."
     )
 
 
@@ -331,12 +461,23 @@ def cpu_reference() -> float:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--collector", action="store_true", help="only: the collector paused vs never paused"
+    )
+    options = parser.parse_args()
     if not RERANK.exists():
         print(f"{RERANK} not found: run make install first", file=sys.stderr)
         return 2
+    started = time.perf_counter()
     print(f"machine: {machine()}")
     print(f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"CPU reference (a 3,000,000-step Python loop) before: {cpu_reference():.3f} s")
+    if options.collector:
+        collector()
+        print(f"CPU reference after: {cpu_reference():.3f} s")
+        print(f"bench took {time.perf_counter() - started:.0f} s")
+        return 0
     print(
         f"throughput: {DOCUMENTS:,} documents, batch {BATCH}, -j {CONCURRENCY}, server latency"
         f" {LATENCY * 1000:.0f} ms; medians of {RUNS} runs\n"
@@ -362,17 +503,23 @@ def main() -> int:
             )
         )
         limits.append(None)
-    rows.append(cli_cached_rerun())
-    limits.append(None)
+    notes: list[str] = []
+    rows.append(cached_rerun_vs_floor(notes))
+    limits.append(CACHED_TARGET)
     print_table(rows, limits)
     print(
         "\nscoring: the -v summary's elapsed time (cache lookup, planning batches, every request;"
         " the HTTP stack is imported before it starts);\nserver: from the first request's"
         " arrival to the last answer's departure;"
-        "\nwhole process: start-up, reading 20,000 lines and writing 20,000 JSON lines included."
+        "\nwhole process: start-up, reading 20,000 lines and writing 20,000 JSON lines included;"
+        "\nfloor: bench/floor.py (read the lines, hash each pair, one SQLite lookup, write the"
+        " same JSON lines); ratio: median ÷ median."
     )
+    for note in notes:
+        print(note)
     print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"CPU reference after: {cpu_reference():.3f} s")
+    print(f"bench took {time.perf_counter() - started:.0f} s")
     return 0
 
 
