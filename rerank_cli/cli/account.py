@@ -19,8 +19,8 @@ def account(
     """Show the account's balance (GET /account). The key travels in that URL's query string,
     so the URL is never printed."""
     from rerank_cli.jobs import catalog_job as catalog
-    from rerank_cli.jobs import rank_job as ranking
+    from rerank_cli.settings import load
 
     env = ctx.obj
-    resolved = ranking.settings_for(env, **settings)
+    resolved = load(env.env, settings)
     raise typer.Exit(catalog.run_account(env, resolved, output.value if output else None, verbose))

@@ -18,8 +18,8 @@ def models(
 ) -> None:
     """List the models the API serves (GET /models), with their prices."""
     from rerank_cli.jobs import catalog_job as catalog
-    from rerank_cli.jobs import rank_job as ranking
+    from rerank_cli.settings import load
 
     env = ctx.obj
-    resolved = ranking.settings_for(env, **settings)
+    resolved = load(env.env, settings)
     raise typer.Exit(catalog.run_models(env, resolved, output.value if output else None, verbose))

@@ -233,13 +233,13 @@ def job_options(ctx: typer.Context, params: Mapping[str, Any]) -> dict[str, Any]
     parameters (its ``locals()``, ``settings`` among them): the shared options are declared
     once, here, and read once."""
     from rerank_cli.core.pipeline import Filters
-    from rerank_cli.jobs.rank_job import settings_for
+    from rerank_cli.settings import load
 
     env = ctx.obj
     env.color_mode = params["color"].value
     output = params["output"]
     return {
-        "settings": settings_for(env, **params["settings"]),
+        "settings": load(env.env, params["settings"]),
         "output": output.value if output else None,
         "filters": Filters(top_k=params["top_k"], min_score=params["min_score"]),
         "quiet": params["quiet"],

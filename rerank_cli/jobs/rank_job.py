@@ -8,23 +8,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from rerank_cli import sources as readers
 from rerank_cli import writers
 from rerank_cli.core.documents import Document, Result
 from rerank_cli.errors import ExitCode, InputError, NothingToShow, UsageError
 from rerank_cli.jobs.execution import JobOptions, execute, open_session, output_format
-from rerank_cli.settings import load
-from rerank_cli.settings.resolution import Settings
 from rerank_cli.terminal import Environment
 
 STDIN_NAME = "<stdin>"
-
-
-def settings_for(env: Environment, **options: Any) -> Settings:
-    """Options → environment → config file → defaults; the key is registered for redaction."""
-    return load(env.env, options)
 
 
 @dataclass(kw_only=True)
