@@ -24,6 +24,7 @@ from concurrent.futures import Future
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from rerank_cli import collector
 from rerank_cli.core import pipeline
 from rerank_cli.core.documents import Document, Result
 from rerank_cli.engines.interface import Engine, Stats
@@ -332,6 +333,10 @@ class Reranker:
                 will_send = True
             if will_send:
                 await self._connect()  # start-up (the HTTP stack's imports): outside the clock
+                # The cyclic collector, if the CLI paused it for the bulk work, runs while
+                # requests are out (no-op otherwise): exceptions and futures make cycles.
+                with collector.resumed():
+                    return await pipeline.score_plan(query, work, engine, self.stats, on_progress)
         return await pipeline.score_plan(query, work, engine, self.stats, on_progress)
 
     async def _rank(

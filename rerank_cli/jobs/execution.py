@@ -145,7 +145,6 @@ def execute(
     fmt: str,
 ) -> ExitCode:
     """Check the cost, score the plan, rank, report, and hand the results to ``emit``."""
-    from rerank_cli import collector
     from rerank_cli.terminal import progress_bar
 
     settings = job.settings
@@ -168,8 +167,7 @@ def execute(
             if refusal:
                 raise UsageError(f"{refusal}; nothing was sent")
         many = session.capabilities.remote and len(work.texts) > settings.batch_size
-        # The collector, paused for the command's bulk work, runs while we wait on the network.
-        with progress_bar(env, enabled=many) as on_progress, collector.resumed():
+        with progress_bar(env, enabled=many) as on_progress:
             scored = session.score(query, work, on_progress)
     except BaseException as error:
         failure = error
