@@ -28,9 +28,10 @@ from rerank_cli import collector
 from rerank_cli.core import pipeline
 from rerank_cli.core.documents import Document, Result
 from rerank_cli.engines.interface import Engine, Stats
-from rerank_cli.engines.registry import EngineSpec, check_engine, spec_of
-from rerank_cli.errors import ApiError, UsageError
+from rerank_cli.engines.registry import ENGINES, EngineSpec, spec_of
+from rerank_cli.errors import ApiError, ApiRefused, UsageError
 from rerank_cli.redact import register_secret
+from rerank_cli.settings.resolution import check_transport_security
 from rerank_cli.terminal import Environment
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from rerank_cli.core.budget import Estimate
     from rerank_cli.engines.api.client import RerankClient
     from rerank_cli.providers.pricing import ModelInfo
-    from rerank_cli.settings.resolution import Settings
+    from rerank_cli.settings.schema import Settings
     from rerank_cli.store.score_cache import ScoreCache
 
 T = TypeVar("T")
@@ -461,6 +462,34 @@ class Reranker:
         from rerank_cli.providers.instructions import task_instruction
 
         return replace(self.settings, instruction=instruction or task_instruction(str(task)))
+
+
+def key_hint(settings: Settings) -> str:
+    """Where a key for this profile can come from, for messages."""
+    from rerank_cli.providers.profile import DEFAULT_PROFILE
+
+    variables = settings.profile.key_env or ("RERANK_API_KEY",)
+    hint = f"set {variables[0]}" + (f" (or {', '.join(variables[1:])})" if variables[1:] else "")
+    if settings.profile.name == DEFAULT_PROFILE:
+        hint += ", run: rerank config set api_key …"
+    return hint + ", or pass --api-key"
+
+
+def check_engine(settings: Settings, require_key: bool = True) -> None:
+    """Fail now, before any input is read, if the engine cannot run: no key, or a key that
+    would travel in clear text."""
+    capabilities = spec_of(settings).capabilities
+    if (
+        require_key
+        and capabilities.needs_key
+        and settings.profile.key_required
+        and not settings.api_key
+    ):
+        offline = [name for name, spec in ENGINES.items() if not spec.capabilities.needs_key]
+        alternative = f", or rank offline with --engine {offline[0]}" if offline else ""
+        raise ApiRefused(f"no API key — {key_hint(settings)}{alternative}")
+    if capabilities.remote:
+        check_transport_security(settings)
 
 
 def rerank(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rerank_cli.engines.interface import Engine, Stats
-    from rerank_cli.settings.resolution import Settings
+    from rerank_cli.settings.schema import Settings
 
 
 @dataclass(frozen=True)
@@ -67,35 +67,3 @@ ENGINES: dict[str, EngineSpec] = {
 
 def spec_of(settings: Settings) -> EngineSpec:
     return ENGINES[settings.engine]
-
-
-def key_hint(settings: Settings) -> str:
-    """Where a key for this profile can come from, for messages."""
-    from rerank_cli.providers.profile import DEFAULT_PROFILE
-
-    variables = settings.profile.key_env or ("RERANK_API_KEY",)
-    hint = f"set {variables[0]}" + (f" (or {', '.join(variables[1:])})" if variables[1:] else "")
-    if settings.profile.name == DEFAULT_PROFILE:
-        hint += ", run: rerank config set api_key …"
-    return hint + ", or pass --api-key"
-
-
-def check_engine(settings: Settings, require_key: bool = True) -> None:
-    """Fail now, before any input is read, if the engine cannot run: no key, or a key that
-    would travel in clear text."""
-    capabilities = spec_of(settings).capabilities
-    if (
-        require_key
-        and capabilities.needs_key
-        and settings.profile.key_required
-        and not settings.api_key
-    ):
-        from rerank_cli.errors import ApiRefused
-
-        offline = [name for name, spec in ENGINES.items() if not spec.capabilities.needs_key]
-        alternative = f", or rank offline with --engine {offline[0]}" if offline else ""
-        raise ApiRefused(f"no API key — {key_hint(settings)}{alternative}")
-    if capabilities.remote:
-        from rerank_cli.settings.resolution import check_transport_security
-
-        check_transport_security(settings)
