@@ -29,7 +29,7 @@ from rerank_cli.engines.api.client import RerankClient, tls_verification
 from rerank_cli.errors import ApiFailed
 from rerank_cli.settings.resolution import Settings
 from tests import loopback_guard
-from tests.conftest import TEST_KEY, RunCli, api_options
+from tests.conftest import TEST_KEY, CliResult, RunCli, api_options
 from tests.forward_proxy import ForwardProxy
 from tests.server import Fault, RerankServer
 
@@ -266,12 +266,12 @@ def test_connections_are_limited_to_concurrency(api_cli: RunCli, server: RerankS
 # --- network failures in the user's words --------------------------------------------------------
 
 
-def failure(result: Any) -> str:
+def failure(result: CliResult) -> str:
     assert result.exit_code == 4, result.stderr
     return error_of(result.stderr).partition(": failed after ")[2]
 
 
-def test_connection_refused(cli: RunCli) -> None:
+def test_connection_refused_in_the_error_and_the_retry_notice(cli: RunCli) -> None:
     port = closed_port()
     base = f"http://127.0.0.1:{port}/v1"
     result = cli(
@@ -281,7 +281,9 @@ def test_connection_refused(cli: RunCli) -> None:
     assert f"rerank: connection refused by 127.0.0.1:{port}; retrying in " in result.stderr
 
 
-def test_the_server_closing_the_connection(api_cli: RunCli, server: RerankServer) -> None:
+def test_the_server_closing_the_connection_in_the_error_and_the_retry_notice(
+    api_cli: RunCli, server: RerankServer
+) -> None:
     server.fail_first(2, Fault.dropped())
     result = api_cli(QUERY, PARIS, "--max-retries", "1", "-v")
     reason = "the server closed the connection without answering"
@@ -293,6 +295,25 @@ def test_no_answer_in_time(api_cli: RunCli, server: RerankServer) -> None:
     server.add_faults(Fault.slow(30))
     result = api_cli(QUERY, PARIS, "--max-retries", "0", "--timeout", "0.3", "--wait-cold", "0")
     assert failure(result) == "1 attempt: no answer within 0.3 s"
+
+
+def test_a_certificate_for_another_name_is_rejected(
+    authority: trustme.CA, tmp_path: Path, cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(context)  # not for 127.0.0.1
+    bundle = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))  # trusted, but for another name
+    with RerankServer(api_key=TEST_KEY, ssl_context=context) as server:
+        result = cli(
+            QUERY, PARIS, *api_options(server), "--max-retries", "0", env={"GR_KEY": TEST_KEY}
+        )
+        assert server.requests == []
+    assert failure(result) == (
+        "1 attempt: TLS certificate of 127.0.0.1 rejected "
+        "(IP address mismatch, certificate is not valid for '127.0.0.1'.)"
+    )
 
 
 # --- the CA bundle: loaded for https:// base URLs only -------------------------------------------
