@@ -20,21 +20,22 @@ from rerank_cli.terminal import Environment
 # --- The host's environment, cleaned at import time (subprocesses copy os.environ) --------------
 
 LOOPBACK_HOSTS = "127.0.0.1,localhost,::1"
-_PROXY_VARIABLES = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"}
 _KEY_VARIABLES = {"GR_KEY"} | {name for p in BUILTIN.values() for name in p.key_env}
 
 
 def _changes_results(name: str) -> bool:
-    """A host setting that would route test traffic elsewhere or change what the CLI does.
+    """A host setting that would change what the CLI does: a key or a RERANK_ setting.
     RERANK_REQUIRE_* are the suite's own switches (CI turns skips into failures with them)."""
     upper = name.upper()
-    if upper in _PROXY_VARIABLES or upper in _KEY_VARIABLES or upper.endswith("_API_KEY"):
+    if upper in _KEY_VARIABLES or upper.endswith("_API_KEY"):
         return True
     return upper.startswith("RERANK_") and not upper.startswith("RERANK_REQUIRE_")
 
 
 for _name in [name for name in os.environ if _changes_results(name)]:
     del os.environ[_name]
+# Proxy variables stay as the host has them: the suite must pass behind a proxy. The loopback
+# servers are reached directly, as a user behind a proxy reaches local servers.
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = LOOPBACK_HOSTS
 
 

@@ -38,6 +38,7 @@ import json
 import math
 import re
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -269,6 +270,8 @@ class RerankServer:
       False serves one model whatever the request names, or none (TEI).
     - ``max_document_tokens``: a document over this many tokens, counted as the Qwen3
       reranker prompt holds it (rerank_cli.tokens.QwenTokenizer with its lead), is a 400.
+    - ``ssl_context`` (a server-side context with its certificate loaded): serve HTTPS; the
+      handshake happens on each connection's thread.
     """
 
     def __init__(
@@ -277,6 +280,7 @@ class RerankServer:
         latency: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.api_key = api_key
         self.latency = latency
@@ -298,6 +302,7 @@ class RerankServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self._address = (host, port)
+        self._ssl_context = ssl_context
         self._lock = threading.Condition()
         self._stopping = threading.Event()
         self._gate = 0  # hold rerank requests until this many are in flight together
@@ -312,6 +317,10 @@ class RerankServer:
 
     def start(self) -> RerankServer:
         self._httpd = _HTTPServer(self._address, _Handler, self)
+        if self._ssl_context is not None:
+            self._httpd.socket = self._ssl_context.wrap_socket(
+                self._httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -349,8 +358,9 @@ class RerankServer:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://{self._address[0]}:{self.port}"
+        """``http://127.0.0.1:PORT`` (``https://`` with an ``ssl_context``)."""
+        scheme = "http" if self._ssl_context is None else "https"
+        return f"{scheme}://{self._address[0]}:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -394,6 +404,12 @@ class RerankServer:
     @property
     def connections_used(self) -> set[int]:
         return {r.connection for r in self.requests}
+
+    @property
+    def connections_accepted(self) -> int:
+        """TCP connections accepted so far, whether or not a request came on them."""
+        with self._lock:
+            return self._connection_count
 
     # -- used by the handler
 
@@ -472,6 +488,10 @@ class _HTTPServer(ThreadingHTTPServer):
     ) -> None:
         self.app = app
         super().__init__(address, handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ssl.SSLError):  # a client that did not trust us
+            super().handle_error(request, client_address)
 
 
 class _Stopped(Exception):

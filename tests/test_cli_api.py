@@ -7,16 +7,14 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from rerank_cli import __version__
 from rerank_cli.engines.api.client import RETRY_STATUSES
-from rerank_cli.engines.registry import make_engine
-from rerank_cli.jobs import execution
+from tests import loopback_guard
 from tests.conftest import TEST_KEY, CliResult, RunCli, api_options
+from tests.forward_proxy import ForwardProxy
 from tests.server import Fault, RerankServer, score
 
 QUERY = "capital of France"
@@ -371,14 +369,18 @@ def test_dropped_connection(api_cli: RunCli, server: RerankServer) -> None:
     server.add_faults(Fault.dropped())
     result = no_key(api_cli(QUERY, PARIS, "--max-retries", "0"))
     assert result.exit_code == 4
-    assert "failed after 1 attempt: connection failed (RemoteProtocolError" in error_line(result)
+    assert error_line(result).endswith(
+        "failed after 1 attempt: the server closed the connection without answering"
+    )
 
 
 def test_truncated_answer(api_cli: RunCli, server: RerankServer) -> None:
     server.add_faults(Fault.truncated())
     result = no_key(api_cli(QUERY, PARIS, "--max-retries", "0"))
     assert result.exit_code == 4
-    assert "connection failed" in error_line(result)
+    assert error_line(result).endswith(
+        "failed after 1 attempt: the server closed the connection before the answer was complete"
+    )
 
 
 def test_nobody_listening(cli: RunCli) -> None:
@@ -397,7 +399,9 @@ def test_nobody_listening(cli: RunCli) -> None:
         )
     )
     assert result.exit_code == 4
-    assert "connection failed (ConnectError" in error_line(result)
+    assert error_line(result).endswith(
+        f"failed after 1 attempt: connection refused by 127.0.0.1:{port}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -465,7 +469,7 @@ def test_the_api_key_option_is_redacted_too(cli: RunCli, server: RerankServer) -
 
 
 # TEST-NET-1 (RFC 5737): never routed. No test contacts it: the refusal happens before any
-# connection, and --allow-insecure goes through a transport that redirects to loopback.
+# connection.
 REMOTE = "192.0.2.1:9"
 
 
@@ -490,44 +494,30 @@ def test_plain_http_to_another_host_is_refused(
     assert message.startswith(f"refusing to send the API key in clear text to {REMOTE}")
 
 
-class ToLoopback(httpx.AsyncHTTPTransport):
-    """Sends every request to ``server`` instead of where it was addressed (the Host header
-    stays the original's), recording the URLs the client asked for."""
-
-    def __init__(self, server: RerankServer) -> None:
-        super().__init__()
-        self.port = server.port
-        self.asked: list[str] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.asked.append(str(request.url))
-        request.url = request.url.copy_with(host="127.0.0.1", port=self.port)
-        return await super().handle_async_request(request)
-
-
 def test_allow_insecure(cli: RunCli, server: RerankServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    transports: list[ToLoopback] = []
-
-    def with_transport(*args: Any, **kwargs: Any) -> Any:
-        transports.append(ToLoopback(server))
-        return make_engine(*args, **kwargs, transport=transports[-1])
-
-    real_connect = socket.socket.connect
-
-    def loopback_only(self: socket.socket, address: Any) -> None:
-        assert address[0] == "127.0.0.1", f"a connection off loopback: {address!r}"
-        real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", loopback_only)  # should the seam be bypassed
-    monkeypatch.setattr(execution, "make_engine", with_transport)
-    args = ("--base-url", f"http://{REMOTE}/v1", "--allow-insecure")
-    result = no_key(cli(QUERY, PARIS, BANANAS, *args, env={"GR_KEY": TEST_KEY}))
+    # The remote host is reached through a real forward proxy on loopback (HTTP_PROXY), which
+    # maps it to the loopback server: the client speaks plain http:// to a remote URL. Should
+    # the proxy be bypassed, the guard fails the lookup of remote.example and any connection
+    # off loopback.
+    loopback_guard.install(monkeypatch.setattr)
+    with ForwardProxy(routes={"remote.example": ("127.0.0.1", server.port)}) as proxy:
+        for name in ("HTTP_PROXY", "http_proxy"):
+            monkeypatch.setenv(name, proxy.url)
+        args = ("--base-url", "http://remote.example/v1")
+        refused = no_key(cli(QUERY, PARIS, BANANAS, *args, env={"GR_KEY": TEST_KEY}))
+        assert refused.exit_code == 2, refused.stderr
+        assert error_line(refused).startswith(
+            "refusing to send the API key in clear text to remote.example"
+        )
+        assert proxy.requests == []
+        result = no_key(
+            cli(QUERY, PARIS, BANANAS, *args, "--allow-insecure", env={"GR_KEY": TEST_KEY})
+        )
     assert result.exit_code == 0, result.stderr
     assert result.records()[0]["text"] == PARIS
-    (transport,) = transports
-    assert transport.asked == [f"http://{REMOTE}/v1/rerank"]
+    assert proxy.request_lines == ["POST http://remote.example/v1/rerank"]
     (request,) = server.rerank_requests
-    assert request.headers["host"] == REMOTE
+    assert request.headers["host"] == "remote.example"
     assert request.headers["authorization"] == f"Bearer {TEST_KEY}"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import random
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -135,6 +136,32 @@ def test_max_retries_0_makes_one_attempt(server: RerankServer) -> None:
     with pytest.raises(ApiFailed, match="failed after 1 attempt: HTTP 429"):
         call(settings(server, max_retries=0))
     assert len(server.rerank_requests) == 1
+
+
+# --- one client, many calls ----------------------------------------------------------------------
+
+
+def test_one_client_serves_many_concurrent_calls_on_concurrency_connections(
+    server: RerankServer,
+) -> None:
+    # A long-lived session: one client entered once, more calls at once than connections,
+    # and more calls later. A queued call waits for a connection as long as it takes, even
+    # when none frees within the timeout (answers may take timeout + wait_cold): not a failure.
+    server.latency = 0.25
+    config = settings(server, concurrency=2, timeout=0.1, wait_cold=1)
+    stats = Stats()
+
+    async def go() -> list[list[float]]:
+        async with RerankClient(config, stats, sleep=Sleeps()) as client:
+            first = await asyncio.gather(*(client.rerank(QUERY, DOCS) for _ in range(6)))
+            await asyncio.sleep(0.05)
+            return [*first, await client.rerank(QUERY, DOCS)]
+
+    assert asyncio.run(go()) == [EXPECTED] * 7
+    assert (stats.requests, stats.retries) == (7, 0)
+    assert server.max_in_flight == 2
+    assert server.connections_accepted == 2  # kept alive across all 7 calls
+    assert len(server.connections_used) == 2
 
 
 # --- hints, in priority order --------------------------------------------------------------------
@@ -272,8 +299,14 @@ def test_dropped_connection_is_retried(server: RerankServer) -> None:
 
 def test_dropped_connections_exhausted(server: RerankServer) -> None:
     server.fail_first(2, Fault.dropped())
-    with pytest.raises(ApiFailed, match=r"failed after 2 attempts: connection failed \("):
-        call(settings(server, max_retries=1))
+    notes: list[str] = []
+    with pytest.raises(ApiFailed) as caught:
+        call(settings(server, max_retries=1), notify=notes.append)
+    assert str(caught.value) == (
+        f"{server.base_url}/rerank: failed after 2 attempts: "
+        "the server closed the connection without answering"
+    )
+    assert notes == ["the server closed the connection without answering; retrying in 0.2 s"]
 
 
 def test_truncated_body_is_a_network_failure_and_retried(server: RerankServer) -> None:
@@ -283,13 +316,56 @@ def test_truncated_body_is_a_network_failure_and_retried(server: RerankServer) -
     assert stats.retries == 1
 
 
+def test_truncated_bodies_exhausted(server: RerankServer) -> None:
+    server.fail_first(2, Fault.truncated())
+    with pytest.raises(ApiFailed) as caught:
+        call(settings(server, max_retries=1))
+    assert str(caught.value).endswith(
+        ": failed after 2 attempts: the server closed the connection before the answer was complete"
+    )
+
+
 def test_nobody_listening(server: RerankServer) -> None:
-    url = server.base_url
+    url, port = server.base_url, server.port
     server.stop()
-    with pytest.raises(
-        ApiFailed, match=r"failed after 1 attempt: connection failed \(ConnectError"
-    ):
+    with pytest.raises(ApiFailed) as caught:
         call(Settings(base_url=url, api_key=TEST_KEY, max_retries=0))
+    assert str(caught.value) == (
+        f"{url}/rerank: failed after 1 attempt: connection refused by 127.0.0.1:{port}"
+    )
+
+
+def failing_with(error: BaseException) -> httpx.MockTransport:
+    """A transport whose every request fails as httpx's own would, with ``error`` as the cause:
+    for what the OS cannot produce here without leaving the machine."""
+
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(str(error), request=request) from error
+
+    return httpx.MockTransport(fail)
+
+
+def test_dns_failure_names_the_host() -> None:
+    # Injected: a real lookup would ask a resolver off this machine (.invalid never resolves).
+    lookup = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    config = Settings(base_url="https://rerank.invalid/v1", api_key=TEST_KEY, max_retries=1)
+    notes: list[str] = []
+
+    async def go() -> None:
+        transport = failing_with(lookup)
+        client = RerankClient(
+            config, transport=transport, sleep=Sleeps(), rng=lambda: 0.5, notify=notes.append
+        )
+        async with client:
+            await client.rerank(QUERY, DOCS)
+
+    with pytest.raises(ApiFailed) as caught:
+        asyncio.run(go())
+    reason = "DNS lookup failed for rerank.invalid (Name or service not known)"
+    assert str(caught.value) == (
+        f"https://rerank.invalid/v1/rerank: failed after 2 attempts: {reason}"
+    )
+    assert notes == [f"{reason}; retrying in 0.2 s"]
 
 
 # --- not retried ---------------------------------------------------------------------------------

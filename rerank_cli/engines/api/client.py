@@ -1,16 +1,24 @@
 """One rerank request, made reliably: retries with the server's hints or jittered backoff, and
-every failure turned into the exception tree. The transport is injectable (the test seam)."""
+every failure turned into the exception tree, network failures in the user's words.
+
+HTTP is httpx's own stack (httpcore on anyio): proxies (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY,
+NO_PROXY) and CA bundles (SSL_CERT_FILE, SSL_CERT_DIR) come from the environment. A transport
+may be injected instead: the test seam, with no proxies then (httpx reads them only for its own
+transports)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import random
 import re
+import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
@@ -18,11 +26,12 @@ import orjson
 from rerank_cli import __version__
 from rerank_cli.engines.api import protocol
 from rerank_cli.engines.interface import Stats
-from rerank_cli.errors import ApiFailed, ApiRefused, BadResponse, RequestTooLarge
-from rerank_cli.settings.resolution import Settings, check_transport_security
+from rerank_cli.errors import ApiFailed, ApiRefused, BadResponse, RequestTooLarge, UsageError
+from rerank_cli.settings.resolution import Settings, check_transport_security, is_loopback
 
 if TYPE_CHECKING:
     import httpx
+    from httpx._utils import URLPattern
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 # A server's hint is obeyed up to this many seconds; longer, and we would rather fail visibly.
@@ -42,11 +51,18 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 def load_http_stack() -> None:
-    """Import what the first request would (httpx, h11, our transport) now: ~0.1 s of start-up
-    that would otherwise land in the middle of the first round of requests."""
+    """Import what the first request would now: httpx, httpcore (which httpx's transport
+    imports when it is built, and which brings h11 and anyio), and anyio's asyncio backend
+    (which anyio imports on the first connection): ~0.15 s of start-up that would otherwise
+    land in the middle of the first round of requests."""
+    import importlib
+
+    import httpcore  # noqa: F401
     import httpx  # noqa: F401
 
-    import rerank_cli.engines.api.transport  # noqa: F401
+    # By the name anyio itself imports it by; a head start only, so a rename costs nothing.
+    with contextlib.suppress(ImportError):
+        importlib.import_module("anyio._backends._asyncio")
 
 
 def retry_hint(headers: httpx.Headers, body: bytes, now: float | None = None) -> float | None:
@@ -72,9 +88,134 @@ def retry_hint(headers: httpx.Headers, body: bytes, now: float | None = None) ->
     return protocol.error_retry_after(body)
 
 
+def tls_verification(base_url: str) -> ssl.SSLContext | bool:
+    """``verify=`` for a client of ``base_url``. For https://, True: httpx's own context, with
+    the CA bundle of SSL_CERT_FILE, SSL_CERT_DIR or certifi (loading it takes 30-80 ms).
+
+    For http://, that context would never be used: the client asks for URLs under the base URL
+    only and follows no redirect, and through a proxy an http:// URL is forwarded, not
+    tunnelled; the TLS to an https:// proxy is httpcore's own (its default context, which
+    honours SSL_CERT_FILE through OpenSSL), whatever ``verify`` is. So a context that verifies
+    certificates but trusts no CA stands in: free to make, and failing closed if ever used."""
+    if base_url.lower().startswith("https:"):
+        return True
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname, no CA
+
+
+def environment_proxies() -> list[tuple[URLPattern, httpx.URL | None]]:
+    """The proxies httpx's client takes from the environment (HTTP_PROXY, HTTPS_PROXY,
+    ALL_PROXY, NO_PROXY, in either case), most specific pattern first, as it matches them:
+    the client keeps them to itself."""
+    import httpx
+    from httpx._utils import URLPattern, get_environment_proxies
+
+    found = sorted((URLPattern(key), url) for key, url in get_environment_proxies().items())
+    return [(pattern, None if url is None else httpx.URL(url)) for pattern, url in found]
+
+
 def without_credentials(url: str) -> str:
     parts = urlsplit(url)
     return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+E = TypeVar("E", bound=BaseException)
+
+# OpenSSL's verify codes for "no trusted root for this chain": a CA bundle would fix them.
+_UNTRUSTED = frozenset({2, 18, 19, 20, 21})  # X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT, …
+
+
+def address(url: httpx.URL) -> str:
+    """``host:port`` of a URL, the port explicit (``[::1]:443`` for IPv6)."""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{host}:{url.port or (443 if url.scheme == 'https' else 80)}"
+
+
+def _cause(error: BaseException, kind: type[E], explained: bool = False) -> E | None:
+    """The first exception of ``kind`` in the chain of ``error`` (itself, then what it was
+    raised from or during); ``explained``: the first with an OS error text (``strerror``)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and not any(current is other for other in seen):
+        if isinstance(current, kind) and (not explained or getattr(current, "strerror", None)):
+            return current
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def network_failure(
+    error: httpx.TransportError, url: httpx.URL, proxy: httpx.URL | None, settings: Settings
+) -> str:
+    """What went wrong, in the user's words: which host refused or could not be found, whose
+    certificate was not trusted, which proxy said no — never a protocol library's state. Names
+    hosts and ports only (no credentials, no query strings)."""
+    import httpx
+
+    s = settings
+    via = f"the proxy at {address(proxy)}" if proxy is not None else None
+    if isinstance(error, httpx.ProxyError):  # the proxy answered CONNECT with an error status
+        status = re.match(r"\d{3}\b", str(error))
+        said = f"HTTP {status.group()}" if status else "an error"
+        return f"{via or 'the proxy'} refused the connection ({said})"
+    certificate = _cause(error, ssl.SSLCertVerificationError)
+    tls = _cause(error, ssl.SSLError)
+    if certificate is not None or tls is not None:
+        # Over an http:// URL, only a proxy's TLS can fail; over https://, most likely the
+        # server's, through the tunnel (an https:// proxy's own certificate could be it too).
+        whose = url.host
+        if proxy is not None and proxy.scheme == "https":
+            whose = f"{via}" if url.scheme == "http" else f"{url.host} (or of {via})"
+        if certificate is not None:
+            reason = certificate.verify_message or str(certificate)
+            if certificate.verify_code in _UNTRUSTED:
+                return (
+                    f"TLS certificate of {whose} not trusted ({reason}); "
+                    "set SSL_CERT_FILE to your CA bundle"
+                )
+            return f"TLS certificate of {whose} rejected ({reason})"
+        assert tls is not None
+        reason = (tls.reason or str(tls)).replace("_", " ").lower()
+        return f"TLS with {whose} failed ({reason})"
+    if isinstance(error, httpx.ConnectTimeout):
+        return f"could not connect{' to ' + via if via else ''} within {s.timeout:g} s"
+    if isinstance(error, httpx.ReadTimeout):
+        # A read may take the cold-model wait on top (see RerankClient.__aenter__).
+        return f"no answer within {s.timeout + s.wait_cold:g} s"
+    if isinstance(error, httpx.TimeoutException):  # writing the request
+        return f"no answer within {s.timeout:g} s"
+    if isinstance(error, httpx.ConnectError):
+        # Through a proxy, the only connection this machine opens is to the proxy.
+        where = proxy if proxy is not None else url
+        dns = _cause(error, socket.gaierror)
+        refused = _cause(error, ConnectionRefusedError)
+        if dns is not None:
+            reason = f"DNS lookup failed for {where.host}"
+            if dns.strerror:
+                reason += f": {dns.strerror}" if via else f" ({dns.strerror})"
+        elif refused is not None:
+            reason = "connection refused" if via else f"connection refused by {address(where)}"
+        else:
+            failed = _cause(error, OSError, explained=True)  # ENETUNREACH, EHOSTUNREACH, …
+            why = failed.strerror if failed is not None and failed.strerror else "failed"
+            reason = why.lower() if via else f"cannot connect to {address(where)} ({why.lower()})"
+        return f"cannot reach {via} ({reason})" if via else reason
+    if isinstance(error, httpx.RemoteProtocolError):
+        text = str(error).lower()
+        if text.startswith("server disconnected without sending a response"):
+            return "the server closed the connection without answering"
+        if "without sending complete message body" in text:
+            return "the server closed the connection before the answer was complete"
+        return "the server's answer is not valid HTTP"
+    if isinstance(error, httpx.LocalProtocolError):  # its text may quote a header: the key
+        return "the request is not valid HTTP (a stray character in the API key or a header?)"
+    if isinstance(error, httpx.NetworkError):  # reading or writing an open connection
+        if _cause(error, ConnectionResetError) is not None:
+            return "the server reset the connection"
+        failed = _cause(error, OSError, explained=True)
+        if failed is None or isinstance(failed, BrokenPipeError) or not failed.strerror:
+            return "the server closed the connection"
+        return f"the connection failed ({failed.strerror.lower()})"
+    return f"connection failed ({type(error).__name__})"
 
 
 class RerankClient:
@@ -96,6 +237,8 @@ class RerankClient:
         self._rng = rng
         self._notify = notify
         self._http: httpx.AsyncClient | None = None
+        self._proxies: list[tuple[URLPattern, httpx.URL | None]] = []
+        self._tls = True
 
     def headers(self) -> dict[str, str]:
         headers = {
@@ -118,29 +261,48 @@ class RerankClient:
         # Every request passes here: no command can send the key in clear text off this
         # machine, or to a malformed URL, whatever engine it was asked for.
         check_transport_security(s)
-        # A held request (Prefer: wait) may legitimately take wait_cold longer to answer.
-        timeout = httpx.Timeout(s.timeout, read=s.timeout + s.wait_cold)
+        # A held request (Prefer: wait) may legitimately take wait_cold longer to answer. No
+        # limit on waiting for a free connection: callers may start more requests than there
+        # are connections (a long-lived session), and a queued request has not failed; with
+        # one, it would fail whenever no connection frees within `timeout` (all held by a
+        # cold model, say).
+        timeout = httpx.Timeout(s.timeout, read=s.timeout + s.wait_cold, pool=None)
         limits = httpx.Limits(
             max_connections=s.concurrency, max_keepalive_connections=s.concurrency
         )
-        # Loading the CA bundle takes ~80 ms. A plain-http base URL never opens a TLS connection
-        # (the client posts to that URL only, and follows no redirect), so it skips that.
-        tls = s.rerank_url.lower().startswith("https:")
-        transport = self._transport
-        if transport is None:
-            from rerank_cli.engines.api.transport import Http11Transport
-
-            context = httpx.create_ssl_context() if tls else None
-            transport = Http11Transport(context, max_idle=s.concurrency)
+        # What httpx itself reads from the environment, for messages and the check below.
+        self._proxies = environment_proxies() if self._transport is None else []
+        proxy = self._proxy_for(httpx.URL(s.base_url))
+        if (
+            proxy is not None
+            and s.base_url.lower().startswith("http:")
+            and s.api_key
+            and not s.allow_insecure
+            and not is_loopback(str(proxy))
+        ):
+            raise UsageError(
+                f"refusing to send the API key in clear text to the proxy at {address(proxy)} "
+                f"(http://{s.host}); add {httpx.URL(s.base_url).host} to NO_PROXY, use "
+                "https://, or --allow-insecure if you mean it"
+            )
+        self._tls = s.base_url.lower().startswith("https:")
         self._http = httpx.AsyncClient(
-            transport=transport,
+            transport=self._transport,  # None: httpx's own, with the environment's proxies
+            trust_env=True,
+            verify=tls_verification(s.base_url),
             timeout=timeout,
             limits=limits,
             headers=self.headers(),
-            verify=tls,
             follow_redirects=False,
         )
         return self
+
+    def _proxy_for(self, url: httpx.URL) -> httpx.URL | None:
+        """The proxy httpx sends a request for ``url`` through, if any (once entered)."""
+        for pattern, proxy in self._proxies:
+            if pattern.matches(url):
+                return proxy
+        return None
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._http is not None:
@@ -190,6 +352,9 @@ class RerankClient:
         import httpx
 
         assert self._http is not None, "use RerankClient as an async context manager"
+        # Every URL is under the base URL (see tls_verification): an https:// one here on a
+        # client built for http:// would fail verification, as the context trusts nothing.
+        assert self._tls or not url.lower().startswith("https:"), "https:// on an http:// client"
         s = self.settings
         # The usage counters are the ranking's: a GET (a price, a listing) is not counted.
         stats = self.stats if method == "POST" else Stats()
@@ -204,20 +369,9 @@ class RerankClient:
                 response = await self._http.request(
                     method, url, content=body or None, params=params, timeout=timeout
                 )
-            except httpx.ConnectTimeout:
-                last_failure = f"could not connect within {s.timeout:g} s"
-                wait = self.backoff(attempt)
-            except httpx.TimeoutException as error:
-                # A read may take the cold-model wait on top (see __aenter__).
-                limit = (
-                    s.timeout + s.wait_cold if isinstance(error, httpx.ReadTimeout) else s.timeout
-                )
-                last_failure = f"no answer within {limit:g} s"
-                wait = self.backoff(attempt)
             except httpx.TransportError as error:
-                last_failure = f"connection failed ({type(error).__name__}: {error})".replace(
-                    ": )", ")"
-                )
+                target = httpx.URL(url)
+                last_failure = network_failure(error, target, self._proxy_for(target), s)
                 wait = self.backoff(attempt)
             except httpx.DecodingError as error:  # e.g. a body that is not the gzip it claims
                 raise BadResponse(
