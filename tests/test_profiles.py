@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from rerank_cli.engines.api.protocol import build_body as build_request
 from rerank_cli.engines.api.protocol import parse_response
 from rerank_cli.errors import BadResponse, UsageError
+from rerank_cli.jobs.catalog_job import list_profiles
 from rerank_cli.providers.instructions import MODES
 from rerank_cli.providers.profile import (
     BUILTIN,
@@ -22,7 +23,6 @@ from rerank_cli.providers.profile import (
     RESERVED_FIELDS,
     Profile,
     find_key,
-    list_profiles,
     resolve_profile,
     tokenizer_family,
 )

@@ -4,11 +4,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 from rerank_cli.errors import ExitCode, NothingToShow
 from rerank_cli.jobs.execution import guard_output, output_format
+from rerank_cli.providers.profile import (
+    BUILTIN,
+    DEFAULT_PROFILE,
+    find_key,
+    known_profiles,
+    resolve_profile,
+)
 from rerank_cli.session import Reranker, models_url
 from rerank_cli.settings.resolution import Settings, check_transport_security
 from rerank_cli.terminal import Environment
@@ -43,8 +51,42 @@ def run_account(
     return ExitCode.OK
 
 
+@dataclass(frozen=True)
+class ProfileRow:
+    name: str
+    url: str
+    key_env: tuple[str, ...]
+    key_set: str | None  # the variable a key would be read from now; never the key
+    origin: str  # "built-in", "built-in, changed in config", "config (from vllm)"
+    default: bool
+
+
+def list_profiles(env: Mapping[str, str], config_profiles: Mapping[str, Any]) -> list[ProfileRow]:
+    """One row per profile, built-in ones first, for ``rerank profiles``."""
+    rows = []
+    for name in known_profiles(config_profiles):
+        profile = resolve_profile(name, config_profiles)
+        if name not in BUILTIN:
+            origin = f"config (from {config_profiles[name]['base']})"
+        elif name in config_profiles:
+            origin = "built-in, changed in config"
+        else:
+            origin = "built-in"
+        found = find_key(profile, env)
+        rows.append(
+            ProfileRow(
+                name=name,
+                url=profile.url,
+                key_env=profile.key_env,
+                key_set=found[0] if found else None,
+                origin=origin,
+                default=name == DEFAULT_PROFILE,
+            )
+        )
+    return rows
+
+
 def run_profiles(env: Environment, output: str | None) -> ExitCode:
-    from rerank_cli.providers.profile import list_profiles
     from rerank_cli.settings import config_file as config
 
     table = config.load(config.config_path(env.env))
