@@ -101,6 +101,9 @@ def environment(**extra: str) -> dict[str, str]:
         for name, value in os.environ.items()
         if not name.startswith("RERANK_") and name not in ("GR_KEY", "PYTHONDONTWRITEBYTECODE")
     }
+    # The loopback server is never reached through a proxy the machine may have set.
+    no_proxy = ",".join(filter(None, [env.get("NO_PROXY", ""), "127.0.0.1,localhost,::1"]))
+    env["NO_PROXY"] = env["no_proxy"] = no_proxy
     env.update(extra)
     return env
 

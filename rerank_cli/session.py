@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,7 +28,7 @@ from rerank_cli import collector
 from rerank_cli.core import pipeline
 from rerank_cli.core.documents import Document, Result
 from rerank_cli.engines.interface import Engine, Stats
-from rerank_cli.engines.registry import ENGINES, EngineSpec, spec_of
+from rerank_cli.engines.registry import ENGINES, Capabilities, EngineSpec, spec_of
 from rerank_cli.errors import ApiError, ApiRefused, UsageError
 from rerank_cli.redact import register_secret
 from rerank_cli.settings.resolution import check_transport_security
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from rerank_cli.engines.api.client import RerankClient
     from rerank_cli.providers.pricing import ModelInfo
     from rerank_cli.settings.schema import Settings
+    from rerank_cli.store.cached_engine import CachedEngine
     from rerank_cli.store.score_cache import ScoreCache
 
 T = TypeVar("T")
@@ -154,7 +155,7 @@ class Reranker:
         # One limit of requests in flight for every query of the session (an asyncio
         # semaphore binds to the loop that first waits on it: the session's).
         self._limit = asyncio.Semaphore(settings.concurrency)
-        self._stacks: tuple[Settings, Engine] | tuple[()] = ()
+        self._stacks: tuple[Settings, Engine, CachedEngine | None] | tuple[()] = ()
         self._store: ScoreCache | None = None
         self._store_opened = False
         self._prices: dict[str, tuple[float | None, str]] = {}
@@ -189,7 +190,8 @@ class Reranker:
             self._store.close()
 
     @property
-    def capabilities(self) -> Any:
+    def capabilities(self) -> Capabilities:
+        """What the session's engine can do (registry.Capabilities)."""
         return self._spec.capabilities
 
     # -- the public API
@@ -227,9 +229,10 @@ class Reranker:
         so the caller's loop is never blocked, and concurrent calls share one request limit."""
         import asyncio
 
+        loop = self._start()
         filters = pipeline.Filters(top_k=top_k, min_score=min_score)
         call = self._rank(query, documents, filters, self._for_call(instruction, task), field)
-        return await asyncio.wrap_future(self._start().submit(call))
+        return await asyncio.wrap_future(loop.submit(call))
 
     def estimate(
         self,
@@ -249,11 +252,7 @@ class Reranker:
             else self.plan(query, as_documents(documents, field))
         )
         capabilities = self._spec.capabilities
-        pending = getattr(self._stack(self.settings), "pending", None)
-        if pending is not None and work.texts:
-            to_send = [work.texts[p] for p in pending(query, work.texts)]
-        else:
-            to_send = list(work.texts)
+        to_send = [work.texts[p] for p in self._pending(self.settings, query, work.texts)]
         price, note = (0.0, "") if not capabilities.billed else (None, "")
         if capabilities.billed and need_price and to_send:
             price, note = self.price_per_1k()
@@ -324,14 +323,10 @@ class Reranker:
     ) -> list[Result]:
         engine = self._stack(settings)
         if self._spec.capabilities.remote and work.texts:
-            pending = getattr(engine, "pending", None)
-            if pending is not None:
-                # The lookup is timed as scoring, and the engine reuses it.
-                started = time.perf_counter()
-                will_send = bool(pending(query, work.texts))
-                self.stats.elapsed += time.perf_counter() - started
-            else:
-                will_send = True
+            # The lookup is timed as scoring, and the engine reuses it.
+            started = time.perf_counter()
+            will_send = bool(self._pending(settings, query, work.texts))
+            self.stats.elapsed += time.perf_counter() - started
             if will_send:
                 await self._connect()  # start-up (the HTTP stack's imports): outside the clock
                 # The cyclic collector, if the CLI paused it for the bulk work, runs while
@@ -423,17 +418,26 @@ class Reranker:
         """The engine for these settings, behind the score cache when its scores are
         cacheable; built once per settings, so that a budget check's cache lookup serves the
         run that follows."""
+        return self._built(settings)[0]
+
+    def _pending(self, settings: Settings, query: str, texts: list[str]) -> Sequence[int]:
+        """Positions of ``texts`` the cache does not answer: what a run would send."""
+        cached = self._built(settings)[1]
+        return range(len(texts)) if cached is None or not texts else cached.pending(query, texts)
+
+    def _built(self, settings: Settings) -> tuple[Engine, CachedEngine | None]:
         if self._stacks and self._stacks[0] is settings:
-            return self._stacks[1]
+            return self._stacks[1], self._stacks[2]
         engine = self._spec.build(
             settings, self.stats, connect=self._connect, limit=self._limit, notify=self._notify
         )
         store = self._cache(settings)
+        cached = None
         if store is not None:
             from rerank_cli.store.cached_engine import CachedEngine
             from rerank_cli.store.score_cache import Scope
 
-            engine = CachedEngine(
+            cached = CachedEngine(
                 engine,
                 store,
                 Scope.for_settings(settings),
@@ -441,8 +445,8 @@ class Reranker:
                 ttl_days=settings.cache_ttl,
                 stats=self.stats,
             )
-        self._stacks = (settings, engine)
-        return engine
+        self._stacks = (settings, cached or engine, cached)
+        return cached or engine, cached
 
     def _cache(self, settings: Settings) -> ScoreCache | None:
         """The score cache, opened on first use; None when this engine's scores are not
@@ -461,7 +465,9 @@ class Reranker:
             return self.settings
         from rerank_cli.providers.instructions import task_instruction
 
-        return replace(self.settings, instruction=instruction or task_instruction(str(task)))
+        if instruction is not None:
+            return replace(self.settings, instruction=instruction, task=None)
+        return replace(self.settings, instruction=task_instruction(str(task)), task=task)
 
 
 def key_hint(settings: Settings) -> str:

@@ -15,6 +15,7 @@ import pytest
 from rerank_cli import Reranker, rerank
 from rerank_cli.core.documents import Document, Result
 from rerank_cli.errors import RerankError, UsageError
+from rerank_cli.providers.instructions import TASKS
 from tests.conftest import TEST_KEY, RunCli
 from tests.server import Fault, RerankServer
 
@@ -143,8 +144,12 @@ def test_documents_may_be_dicts_or_documents_and_instructions_apply_per_call(
     with Reranker(base_url=server.base_url, no_cache=True) as ranker:
         by_dict = ranker.rank("capital", tickets, field="body.text")
         by_doc = ranker.rank("capital", [Document(text=t, raw=b"") for t in DOCUMENTS])
+        ranker.rank("capital", DOCUMENTS, task="code")
         ranker.rank("capital", DOCUMENTS, instruction="Find capitals")
+        with pytest.raises(UsageError, match="unknown task 'cod'"):
+            ranker.rank("capital", DOCUMENTS, task="cod")
     assert ranking(by_dict) == ranking(by_doc)
+    assert server.rerank_requests[-2].body["query"].startswith(f"<Instruct>: {TASKS['code']}")
     assert by_dict[0].document.record == {"body": {"text": DOCUMENTS[0]}, "id": 0}
     # gigarouter takes the instruction in the query
     assert server.rerank_requests[-1].body["query"].startswith("<Instruct>: Find capitals")
@@ -179,6 +184,8 @@ def test_a_closed_session_says_so(server: RerankServer) -> None:
     ranker.close()  # idempotent
     with pytest.raises(UsageError, match="closed"):
         ranker.rank("q", DOCUMENTS)
+    with pytest.raises(UsageError, match="closed"):
+        asyncio.run(ranker.arank("q", DOCUMENTS))
 
 
 def test_verbose_price_lookup_reuses_the_run_connection(
