@@ -153,9 +153,11 @@ class Run:
     served: float  # at the server: the first request in → the last answer out
 
 
-def rank_once(documents: Path, command: list[str] | None = None, **env: str) -> Run:
+def rank_once(
+    documents: Path, command: list[str] | None = None, latency: float = LATENCY, **env: str
+) -> Run:
     """One rerank process against a fresh server (so that the server's counters are its own)."""
-    server = ServerProcess(LATENCY)
+    server = ServerProcess(latency)
     try:
         return _rank(server, documents, command or [str(RERANK)], env)
     finally:
@@ -353,6 +355,30 @@ def throughput() -> list[Row]:
     return rows
 
 
+def throughput_at_100ms() -> list[Row]:
+    """The same run at 100 ms, where a fast path must show more than 5 % to stay."""
+    latency = 0.1
+    ideal = math.ceil(DOCUMENTS / (BATCH * CONCURRENCY)) * latency
+    with tempfile.TemporaryDirectory(prefix="rerank-bench-") as directory:
+        documents = Path(directory) / "docs.txt"
+        write_documents(documents)
+        runs = [rank_once(documents, latency=latency) for _ in range(RUNS)]
+    reference = f"ideal {ideal:.3f} s"
+    scoring = statistics.median(r.scoring for r in runs if r.scoring is not None)
+    wall = statistics.median(r.wall for r in runs)
+    target = f"≤ {THROUGHPUT_TARGET:.2f}"
+    return [
+        Row(
+            "scoring (-v) at 100 ms, fresh score cache",
+            f"{scoring:.3f} s",
+            reference,
+            scoring / ideal,
+            target,
+        ),
+        Row("whole process at 100 ms", f"{wall:.3f} s", reference, wall / ideal, ""),
+    ]
+
+
 # --- 2. start-up ---------------------------------------------------------------------------------
 
 
@@ -483,9 +509,9 @@ def main() -> int:
         return 0
     print(
         f"throughput: {DOCUMENTS:,} documents, batch {BATCH}, -j {CONCURRENCY}, server latency"
-        f" {LATENCY * 1000:.0f} ms; medians of {RUNS} runs\n"
+        f" {LATENCY * 1000:.0f} ms (and 100 ms where it says); medians of {RUNS} runs\n"
     )
-    throughput_rows = throughput()
+    throughput_rows = throughput() + throughput_at_100ms()
     rows = [*throughput_rows, startup()]
     limits: list[float | None] = [
         THROUGHPUT_TARGET if row.target else None for row in throughput_rows
