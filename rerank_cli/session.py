@@ -139,7 +139,6 @@ class Reranker:
         require_key: bool,
         notify: Callable[[str], None] | None = None,
     ) -> None:
-        import asyncio
         from urllib.parse import urlsplit
 
         register_secret(settings.api_key)
@@ -152,9 +151,6 @@ class Reranker:
         self._notify = notify
         self._loop: _LoopThread | None = None
         self._client: RerankClient | None = None
-        # One limit of requests in flight for every query of the session (an asyncio
-        # semaphore binds to the loop that first waits on it: the session's).
-        self._limit = asyncio.Semaphore(settings.concurrency)
         self._stacks: tuple[Settings, Engine, CachedEngine | None] | tuple[()] = ()
         self._store: ScoreCache | None = None
         self._store_opened = False
@@ -428,9 +424,7 @@ class Reranker:
     def _built(self, settings: Settings) -> tuple[Engine, CachedEngine | None]:
         if self._stacks and self._stacks[0] is settings:
             return self._stacks[1], self._stacks[2]
-        engine = self._spec.build(
-            settings, self.stats, connect=self._connect, limit=self._limit, notify=self._notify
-        )
+        engine = self._spec.build(settings, self.stats, connect=self._connect, notify=self._notify)
         store = self._cache(settings)
         cached = None
         if store is not None:

@@ -86,6 +86,7 @@ def test_concurrent_aranks_share_the_limit_and_rank_as_rank_does(server: RerankS
     results = asyncio.run(main())
     assert [ranking(r) for r in results] == expected
     assert len(server.connections_used) - before <= 3
+    assert server.max_in_flight <= 3  # one limit for all thirty queries
 
 
 @pytest.mark.usefixtures("user_env")

@@ -14,8 +14,6 @@ from rerank_cli.errors import ApiRefused, RequestTooLarge
 from rerank_cli.settings.resolution import Settings
 
 if TYPE_CHECKING:
-    import asyncio
-
     import httpx
 
     from rerank_cli.engines.api.client import RerankClient, Sleep
@@ -64,9 +62,10 @@ def batches(settings: Settings, query: str, texts: Sequence[str]) -> list[list[i
 
 class ApiEngine:
     """Scores on the rerank API. In a session, every call shares the session's client
-    (``connect`` opens it on first use: one connection pool, keep-alive across queries) and its
-    request limit (``-j`` for the whole session, however many queries run at once); alone
-    (tests), each call opens a client of its own."""
+    (``connect`` opens it on first use): one pool of at most ``-j`` connections, kept alive
+    across queries, so however many queries run at once, at most ``-j`` requests are in flight
+    (a request waiting out a retry's backoff holds none). Alone (tests), each call opens a client
+    of its own."""
 
     name = "api"
 
@@ -76,7 +75,6 @@ class ApiEngine:
         stats: Stats | None = None,
         *,
         connect: Callable[[], Awaitable[RerankClient]] | None = None,
-        limit: asyncio.Semaphore | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep | None = None,  # asyncio.sleep
         notify: Callable[[str], None] | None = None,
@@ -84,7 +82,6 @@ class ApiEngine:
         self.settings = settings
         self.stats = stats or Stats()
         self._connect = connect
-        self._limit = limit
         self._transport = transport
         self._sleep = sleep
         self._notify = notify
@@ -121,12 +118,10 @@ class ApiEngine:
         s = self.settings
         scores = [0.0] * len(texts)
         pending = deque(batches(s, query, texts))
-        limit = self._limit or asyncio.Semaphore(s.concurrency)
 
         async def run_batch(batch: list[int]) -> None:
             try:
-                async with limit:
-                    batch_scores = await client.rerank(query, [texts[i] for i in batch], s)
+                batch_scores = await client.rerank(query, [texts[i] for i in batch], s)
             except RequestTooLarge as error:
                 if len(batch) == 1:
                     raise ApiRefused(
