@@ -277,7 +277,7 @@ class Reranker:
         model's token limit windowed, truncated or refused (``long``), then deduplicated."""
         settings = settings or self.settings
         numbered = _numbered(documents, self.stats)
-        if not self._spec.capabilities.token_limited:
+        if not self._spec.capabilities.token_limited or not numbered:
             return pipeline.plan(numbered, split)
         from rerank_cli.core.long_documents import LongDocuments, document_limit
 

@@ -4,6 +4,7 @@ its best chunk) → rank → write. The CLI parses options into a :class:`FilesJ
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -34,21 +35,16 @@ def output_format(env: Environment, job: FilesJob) -> str:
     return execution.output_format(env, job.output)
 
 
-def collect(job: FilesJob, report: walk.WalkReport) -> list[Document]:
-    """One document per readable text file, in walk order."""
-    documents: list[Document] = []
+def documents(job: FilesJob, report: walk.WalkReport) -> Iterator[Document]:
+    """One document per readable text file, in walk order (read as the walk reaches it)."""
     for found in walk.walk(job.paths, job.walk_options, report):
         loaded = walk.load(found, job.walk_options, report)
-        if loaded is None:
-            continue
-        documents.append(
-            Document(
+        if loaded is not None:
+            yield Document(
                 text=loaded.text,
                 raw=os.fsencode(loaded.path) + b"\n",
                 source=Source(loaded.path, None),
             )
-        )
-    return documents
 
 
 def _secrets_warning(session: Reranker) -> str:
@@ -75,12 +71,12 @@ def run(env: Environment, job: FilesJob) -> ExitCode:
         if job.walk_options.include_secrets:
             env.warn(_secrets_warning(session))
         report = walk.WalkReport(on_warning=env.warn)
-        documents = collect(job, report)
-        work = session.plan(job.query, documents, splitter(job.chunker), verbose=job.verbose)
+        found = documents(job, report)
+        work = session.plan(job.query, found, splitter(job.chunker), verbose=job.verbose)
         if job.verbose:
             skipped = report.summary(job.walk_options.max_filesize)
-            env.info(f"{len(documents)} files, {len(work.units)} chunks; {skipped}")
-        if not documents:
+            env.info(f"{len(work.documents)} files, {len(work.units)} chunks; {skipped}")
+        if not work.documents:
             raise NothingToShow("no files to rank")
         emit_files = partial(emit, env, job.null)
         return execution.execute(env, session, job.query, work, job, emit_files, fmt)

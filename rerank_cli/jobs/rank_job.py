@@ -46,28 +46,25 @@ def read_input(env: Environment, name: str) -> tuple[str, bytes]:
         raise InputError(f"cannot read ({error.strerror})", name) from None
 
 
-def collect(env: Environment, job: RankJob, report: readers.ReadReport) -> list[Document]:
-    """Every document, in input order: arguments first, then each input."""
-
-    def sources() -> Iterator[Document]:
-        for text in job.arguments:
-            # Python hands over undecodable argv bytes as lone surrogates: keep the bytes for
-            # plain output, score the text with U+FFFD, as for files.
-            raw = text.encode("utf-8", errors="surrogateescape")
-            yield Document(text=report.decode(raw, "arguments"), raw=raw + b"\n")
-        inputs = job.inputs
-        if not job.arguments and not inputs:
-            if env.stdin_isatty:
-                raise UsageError(
-                    "no documents: give them as arguments, with -i FILE, or on stdin "
-                    "(e.g. rg -n TODO | rerank 'query'); see rerank --help"
-                )
-            inputs = ["-"]
-        for name in inputs:
-            shown, data = read_input(env, name)
-            yield from readers.read(data, shown, job.read_options, report)
-
-    return list(sources())
+def documents(env: Environment, job: RankJob, report: readers.ReadReport) -> Iterator[Document]:
+    """Every document, in input order: arguments first, then each input (read as it is
+    reached)."""
+    for text in job.arguments:
+        # Python hands over undecodable argv bytes as lone surrogates: keep the bytes for
+        # plain output, score the text with U+FFFD, as for files.
+        raw = text.encode("utf-8", errors="surrogateescape")
+        yield Document(text=report.decode(raw, "arguments"), raw=raw + b"\n")
+    inputs = job.inputs
+    if not job.arguments and not inputs:
+        if env.stdin_isatty:
+            raise UsageError(
+                "no documents: give them as arguments, with -i FILE, or on stdin "
+                "(e.g. rg -n TODO | rerank 'query'); see rerank --help"
+            )
+        inputs = ["-"]
+    for name in inputs:
+        shown, data = read_input(env, name)
+        yield from readers.read(data, shown, job.read_options, report)
 
 
 def emit(env: Environment, results: list[Result], fmt: str) -> None:
@@ -79,10 +76,9 @@ def run(env: Environment, job: RankJob) -> ExitCode:
     # input is read.
     with open_session(env, job) as session:
         report = readers.ReadReport(on_warning=env.warn)
-        documents = collect(env, job, report)
-        if not documents:
+        work = session.plan(job.query, documents(env, job, report), verbose=job.verbose)
+        if not work.documents:
             raise NothingToShow("no documents to rank")
         session.stats.skipped = report.skipped
         fmt = output_format(env, job.output)
-        work = session.plan(job.query, documents, verbose=job.verbose)
         return execute(env, session, job.query, work, job, partial(emit, env), fmt)
