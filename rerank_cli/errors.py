@@ -20,6 +20,9 @@ class RerankError(Exception):
     exit_code: ExitCode = ExitCode.USAGE
 
     def __init__(self, message: str) -> None:
+        from rerank_cli.redact import redact
+
+        message = redact(message)  # whoever shows it — the CLI, a script, a log — sees no key
         super().__init__(message)
         self.message = message
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import replace
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from rerank_cli import collector
 from rerank_cli.core import pipeline
 from rerank_cli.core.documents import Document, Result
 from rerank_cli.engines.interface import Engine, Stats
@@ -35,8 +35,6 @@ from rerank_cli.settings.resolution import check_transport_security
 from rerank_cli.terminal import Environment
 
 if TYPE_CHECKING:
-    import asyncio
-
     from rerank_cli.core.budget import Estimate
     from rerank_cli.engines.api.client import RerankClient
     from rerank_cli.providers.pricing import ModelInfo
@@ -71,36 +69,46 @@ class _LoopThread:
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """The coroutine's result, waited for on this thread. Ctrl-C here cancels it on the
         loop and waits for its clean-up (scores already paid for are stored) before going on."""
-
-        finished = threading.Event()
-        outcome: Future[T] = Future()
-        task: list[asyncio.Task[T]] = []
-
-        def start() -> None:
-            task.append(self.loop.create_task(coroutine))
-            task[0].add_done_callback(done)
-
-        def done(completed: asyncio.Task[T]) -> None:
-            if completed.cancelled():
-                outcome.cancel()
-            elif completed.exception() is not None:
-                outcome.set_exception(completed.exception())
-            else:
-                outcome.set_result(completed.result())
-            finished.set()
-
-        self.loop.call_soon_threadsafe(start)
+        future = self.submit(coroutine)
         try:
-            return outcome.result()
+            return future.result()
         except KeyboardInterrupt:
-            self.loop.call_soon_threadsafe(lambda: task and task[0].cancel())
-            finished.wait()
+            future.cancel()  # cancels the task on the loop
+            self.run_until_idle()
             raise
 
+    def run_until_idle(self) -> None:
+        """Wait until every task but the loop's own bookkeeping has finished."""
+        import asyncio
+
+        async def others_done() -> None:
+            current = asyncio.current_task()
+            pending = [task for task in asyncio.all_tasks() if task is not current]
+            await asyncio.gather(*pending, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(others_done(), self.loop).result()
+
+    def cancel_all(self) -> None:
+        """Cancel every task still running, and wait for their clean-up."""
+        import asyncio
+
+        async def cancel() -> None:
+            current = asyncio.current_task()
+            pending = [task for task in asyncio.all_tasks() if task is not current]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(cancel(), self.loop).result()
+
     def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join()
-        self.loop.close()
+        """Stop the loop and its thread (after :meth:`cancel_all`)."""
+        try:
+            self.run(self.loop.shutdown_asyncgens())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join()
+            self.loop.close()
 
 
 class Reranker:
@@ -125,11 +133,15 @@ class Reranker:
         *,
         require_key: bool = True,
         notify: Callable[[str], None] | None = None,
+        waiting: Callable[[], AbstractContextManager[object]] = nullcontext,
     ) -> Reranker:
         """A session on settings already resolved (the CLI's way in). ``require_key=False``
-        for a run that sends nothing (``--dry-run``); ``notify`` hears about retries (-v)."""
+        for a run that sends nothing (``--dry-run``); ``notify`` hears about retries (-v);
+        ``waiting`` is entered while requests are out (the CLI runs the garbage collector
+        then)."""
         session = cls.__new__(cls)
-        session._setup(settings, env or Environment.from_system(), require_key, notify)
+        env = env or Environment.from_system()
+        session._setup(settings, env, require_key, notify, waiting)
         return session
 
     def _setup(
@@ -138,6 +150,7 @@ class Reranker:
         env: Environment,
         require_key: bool,
         notify: Callable[[str], None] | None = None,
+        waiting: Callable[[], AbstractContextManager[object]] = nullcontext,
     ) -> None:
         from urllib.parse import urlsplit
 
@@ -149,9 +162,12 @@ class Reranker:
         self.stats = Stats()
         self._spec: EngineSpec = spec_of(settings)
         self._notify = notify
+        self._waiting = waiting
+        self._lock = threading.Lock()  # the loop, the stacks and the counters of documents
         self._loop: _LoopThread | None = None
         self._client: RerankClient | None = None
-        self._stacks: tuple[Settings, Engine, CachedEngine | None] | tuple[()] = ()
+        # Engine stacks by the settings of a call (another instruction is another stack).
+        self._stacks: dict[tuple[str | None, str | None], _Stack] = {}
         self._store: ScoreCache | None = None
         self._store_opened = False
         self._prices: dict[str, tuple[float | None, str]] = {}
@@ -175,15 +191,21 @@ class Reranker:
 
     def close(self) -> None:
         """Close the connection pool, the cache and the loop. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._loop is not None:
-            if self._client is not None:
-                self._loop.run(self._client.__aexit__(None, None, None))
-            self._loop.close()
-        if self._store is not None:
-            self._store.close()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            if self._loop is not None:
+                try:
+                    self._loop.cancel_all()  # calls still running end: "closed during the call"
+                    if self._client is not None:
+                        self._loop.run(self._client.__aexit__(None, None, None))
+                finally:
+                    self._loop.close()
+        finally:
+            if self._store is not None:
+                self._store.close()
 
     @property
     def capabilities(self) -> Capabilities:
@@ -206,9 +228,9 @@ class Reranker:
         """``documents`` ranked for ``query``, best first (ranks from 1, ties in input order),
         with ``top_k``/``min_score`` applied. ``instruction`` or ``task`` override the
         session's for this call; ``field`` picks the text of dict documents (dotted path)."""
-        filters = pipeline.Filters(top_k=top_k, min_score=min_score)
-        call = self._rank(query, documents, filters, self._for_call(instruction, task), field)
-        return self._run(call)
+        filters, settings = self._call(query, documents, top_k, min_score, instruction, task)
+        work = self.plan(query, as_documents(documents, field), settings=settings)
+        return pipeline.rank(self.score(query, work, settings=settings), filters)
 
     async def arank(
         self,
@@ -225,10 +247,15 @@ class Reranker:
         so the caller's loop is never blocked, and concurrent calls share one request limit."""
         import asyncio
 
+        filters, settings = self._call(query, documents, top_k, min_score, instruction, task)
         loop = self._start()
-        filters = pipeline.Filters(top_k=top_k, min_score=min_score)
-        call = self._rank(query, documents, filters, self._for_call(instruction, task), field)
-        return await asyncio.wrap_future(loop.submit(call))
+        # The caller's documents are read here, on the caller's thread (a database cursor may
+        # not leave it); planning (tokenising long documents) is work for a worker thread.
+        given = as_documents(documents, field)
+        work = await asyncio.to_thread(self.plan, query, given, settings=settings)
+        scoring = loop.submit(self._score(query, work, settings, None))
+        scored: list[Result] = await self._closed_during(asyncio.wrap_future(scoring))
+        return pipeline.rank(scored, filters)
 
     def estimate(
         self,
@@ -240,7 +267,7 @@ class Reranker:
     ) -> Estimate:
         """What ranking ``documents`` would send and cost (what ``--dry-run`` reports), without
         sending anything."""
-        from rerank_cli.core.budget import Estimate, count_requests
+        from rerank_cli.core.budget import Estimate
 
         work = (
             documents
@@ -257,7 +284,7 @@ class Reranker:
             unique=len(work.texts),
             cached=len(work.texts) - len(to_send),
             to_send=len(to_send),
-            requests=count_requests(to_send, self.settings, query) if capabilities.remote else 0,
+            requests=self._stack(self.settings).requests(query, to_send),
             price_per_1k=price,
             price_note=note,
         )
@@ -276,7 +303,9 @@ class Reranker:
         """The texts to score: documents numbered, split by ``split``, any part over the
         model's token limit windowed, truncated or refused (``long``), then deduplicated."""
         settings = settings or self.settings
-        numbered = _numbered(documents, self.stats)
+        numbered = _numbered(documents)
+        with self._lock:
+            self.stats.documents += len(numbered)
         if not self._spec.capabilities.token_limited or not numbered:
             return pipeline.plan(numbered, split)
         from rerank_cli.core.long_documents import LongDocuments, document_limit
@@ -325,22 +354,9 @@ class Reranker:
             self.stats.elapsed += time.perf_counter() - started
             if will_send:
                 await self._connect()  # start-up (the HTTP stack's imports): outside the clock
-                # The cyclic collector, if the CLI paused it for the bulk work, runs while
-                # requests are out (no-op otherwise): exceptions and futures make cycles.
-                with collector.resumed():
+                with self._waiting():
                     return await pipeline.score_plan(query, work, engine, self.stats, on_progress)
         return await pipeline.score_plan(query, work, engine, self.stats, on_progress)
-
-    async def _rank(
-        self,
-        query: str,
-        documents: Iterable[DocumentLike],
-        filters: pipeline.Filters,
-        settings: Settings,
-        field: str | None,
-    ) -> list[Result]:
-        work = self.plan(query, as_documents(documents, field), settings=settings)
-        return pipeline.rank(await self._score(query, work, settings, None), filters)
 
     # -- the provider's other endpoints, through the same client
 
@@ -354,7 +370,7 @@ class Reranker:
             try:
                 payload = self._run(self._get(models_url(self.settings), quick=True))
             except ApiError as error:
-                self._prices[model] = (None, f"GET /models failed: {error}")
+                return None, f"GET /models failed: {error}"  # asked again next time
             else:
                 price = pricing.price_per_1k(payload, model)
                 note = "" if price is not None else f"{model} has no per-document price listed"
@@ -380,19 +396,37 @@ class Reranker:
     # -- what the session owns
 
     def _start(self) -> _LoopThread:
-        if self._closed:
-            raise UsageError("this Reranker is closed")
-        if self._loop is None:
-            self._loop = _LoopThread()
-        return self._loop
+        with self._lock:
+            if self._closed:
+                raise UsageError("this Reranker is closed")
+            if self._loop is None:
+                self._loop = _LoopThread()
+            return self._loop
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        from concurrent.futures import CancelledError
+
         try:
             loop = self._start()
         except UsageError:
             coroutine.close()
             raise
-        return loop.run(coroutine)
+        try:
+            return loop.run(coroutine)
+        except CancelledError:
+            if self._closed:
+                raise UsageError("this Reranker was closed during the call") from None
+            raise
+
+    async def _closed_during(self, awaitable: Awaitable[T]) -> T:
+        import asyncio
+
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if self._closed:  # not the caller's cancellation: the session's close()
+                raise UsageError("this Reranker was closed during the call") from None
+            raise
 
     async def _connect(self) -> RerankClient:
         """The session's client, opened on first use, on the session's loop."""
@@ -412,18 +446,21 @@ class Reranker:
 
     def _stack(self, settings: Settings) -> Engine:
         """The engine for these settings, behind the score cache when its scores are
-        cacheable; built once per settings, so that a budget check's cache lookup serves the
-        run that follows."""
-        return self._built(settings)[0]
+        cacheable; built once per instruction, so that a budget check's cache lookup serves
+        the run that follows."""
+        return self._built(settings).engine
 
     def _pending(self, settings: Settings, query: str, texts: list[str]) -> Sequence[int]:
         """Positions of ``texts`` the cache does not answer: what a run would send."""
-        cached = self._built(settings)[1]
+        cached = self._built(settings).cached
         return range(len(texts)) if cached is None or not texts else cached.pending(query, texts)
 
-    def _built(self, settings: Settings) -> tuple[Engine, CachedEngine | None]:
-        if self._stacks and self._stacks[0] is settings:
-            return self._stacks[1], self._stacks[2]
+    def _built(self, settings: Settings) -> _Stack:
+        key = (settings.instruction, settings.task)
+        with self._lock:
+            stack = self._stacks.get(key)
+            if stack is not None and stack.settings is settings:
+                return stack
         engine = self._spec.build(settings, self.stats, connect=self._connect, notify=self._notify)
         store = self._cache(settings)
         cached = None
@@ -439,8 +476,9 @@ class Reranker:
                 ttl_days=settings.cache_ttl,
                 stats=self.stats,
             )
-        self._stacks = (settings, cached or engine, cached)
-        return cached or engine, cached
+        stack = _Stack(settings, cached or engine, cached)
+        with self._lock:
+            return self._stacks.setdefault(key, stack)
 
     def _cache(self, settings: Settings) -> ScoreCache | None:
         """The score cache, opened on first use; None when this engine's scores are not
@@ -455,13 +493,65 @@ class Reranker:
         return self._store
 
     def _for_call(self, instruction: str | None, task: str | None) -> Settings:
+        """The settings of a call: the session's, or with another instruction (the same
+        object for the same instruction, so that its engine stack is reused)."""
         if instruction is None and task is None:
             return self.settings
         from rerank_cli.providers.instructions import task_instruction
 
+        key: tuple[str | None, str | None]
         if instruction is not None:
-            return replace(self.settings, instruction=instruction, task=None)
-        return replace(self.settings, instruction=task_instruction(str(task)), task=task)
+            key, text = (instruction, None), instruction
+        else:
+            key, text = (None, task), task_instruction(str(task))
+        with self._lock:
+            stack = self._stacks.get(key)
+        if stack is not None:
+            return stack.settings
+        return replace(self.settings, instruction=text, task=key[1])
+
+    def _call(
+        self,
+        query: object,
+        documents: object,
+        top_k: object,
+        min_score: object,
+        instruction: object,
+        task: object,
+    ) -> tuple[pipeline.Filters, Settings]:
+        """A call's arguments checked (with messages in the API's words), its filters and its
+        settings."""
+        import math
+
+        if not isinstance(query, str):
+            raise UsageError(f"query must be a string, got {type(query).__name__}")
+        if isinstance(documents, (str, bytes)) or not isinstance(documents, Iterable):
+            raise UsageError(
+                "documents must be a list (or any iterable) of strings, dicts or Documents, "
+                f"got {type(documents).__name__}"
+            )
+        if top_k is not None and (
+            isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1
+        ):
+            raise UsageError(f"top_k must be a whole number ≥ 1, got {top_k!r}")
+        if min_score is not None and (
+            isinstance(min_score, bool)
+            or not isinstance(min_score, (int, float))
+            or not math.isfinite(min_score)
+        ):
+            raise UsageError(f"min_score must be a finite number, got {min_score!r}")
+        for name, value in (("instruction", instruction), ("task", task)):
+            if value is not None and not isinstance(value, str):
+                raise UsageError(f"{name} must be a string, got {type(value).__name__}")
+        filters = pipeline.Filters(top_k=top_k, min_score=min_score)
+        return filters, self._for_call(instruction, task)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class _Stack:
+    settings: Settings
+    engine: Engine  # behind the cache, when there is one
+    cached: CachedEngine | None
 
 
 def key_hint(settings: Settings) -> str:
@@ -527,7 +617,7 @@ def as_documents(documents: Iterable[DocumentLike], field: str | None = None) ->
     converted = []
     for number, item in enumerate(documents):
         if isinstance(item, Document):
-            converted.append(item)
+            converted.append(replace(item))  # numbered per call: the caller's stays as it is
         elif isinstance(item, str):
             converted.append(Document(text=item, raw=item.encode("utf-8", "surrogateescape")))
         elif isinstance(item, Mapping):
@@ -545,12 +635,11 @@ def as_documents(documents: Iterable[DocumentLike], field: str | None = None) ->
     return converted
 
 
-def _numbered(documents: Iterable[Document], stats: Stats) -> list[Document]:
+def _numbered(documents: Iterable[Document]) -> list[Document]:
     """The documents, each numbered by its position in this call's input."""
     numbered = list(documents)
     for index, document in enumerate(numbered):
         document.index = index
-    stats.documents += len(numbered)
     return numbered
 
 

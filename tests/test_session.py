@@ -6,6 +6,7 @@ its rankings are the CLI's."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,7 +93,6 @@ def test_concurrent_aranks_share_the_limit_and_rank_as_rank_does(server: RerankS
 @pytest.mark.usefixtures("user_env")
 def test_arank_inside_a_running_loop_leaves_it_free(server: RerankServer) -> None:
     """The caller's loop keeps turning while a query is out (Jupyter, FastAPI)."""
-    server.add_faults(*[])  # a plain server; the ticks below show the loop is not blocked
     ticks = 0
 
     async def ticker() -> None:
@@ -198,3 +198,172 @@ def test_verbose_price_lookup_reuses_the_run_connection(
     assert [r.path for r in server.requests] == ["/v1/rerank", "/v1/models"]
     assert len(server.connections_used) == 1
     assert orjson.loads(done.stdout.splitlines()[0])["rank"] == 1
+
+
+# --- sharing one session between tasks and threads ------------------------------------------------
+
+MANY = [f"note {n} about {topic}" for n in range(400) for topic in ("capitals",)]
+
+
+@pytest.mark.usefixtures("user_env")
+def test_concurrent_aranks_with_the_cache_on_store_and_answer_alike(
+    server: RerankServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Thirty queries at once on one cache connection: every score stored once, a second round
+    answered from the cache, the same rankings, and not a word about the cache on stderr."""
+    queries = [f"capitals {n}" for n in range(30)]
+
+    async def round_of(ranker: Reranker) -> list[list[tuple[int, float]]]:
+        results = await asyncio.gather(*(ranker.arank(q, MANY, top_k=5) for q in queries))
+        return [ranking(r) for r in results]
+
+    async def main() -> tuple[list[list[tuple[int, float]]], list[list[tuple[int, float]]]]:
+        async with Reranker(base_url=server.base_url, batch_size=50, concurrency=4) as ranker:
+            first = await round_of(ranker)
+            second = await round_of(ranker)
+            return first, second
+
+    first, second = asyncio.run(main())
+    assert first == second
+    assert server.billed_documents == len(queries) * len(MANY)  # the second round was cached
+    assert "cache" not in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("user_env")
+def test_threads_sharing_a_fresh_session_share_one_loop(server: RerankServer) -> None:
+    import threading
+
+    ranker = Reranker(base_url=server.base_url, no_cache=True)
+    start = threading.Barrier(8)
+    results: list[list[tuple[int, float]]] = []
+
+    def work() -> None:
+        start.wait()
+        results.append(ranking(ranker.rank("capital", DOCUMENTS)))
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    loops = [t for t in threading.enumerate() if t.name == "rerank-session"]
+    ranker.close()
+    assert len(loops) == 1
+    assert len(results) == 8 and all(r == results[0] for r in results)
+    assert not [t for t in threading.enumerate() if t.name == "rerank-session"]
+
+
+def request_out(server: RerankServer, seconds: float = 5.0) -> None:
+    """Wait until a request has reached the server (and is being held there)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while server.in_flight < 1:
+        assert time.monotonic() < deadline, "no request reached the server"
+        time.sleep(0.005)
+
+
+@pytest.mark.usefixtures("user_env")
+def test_closing_a_session_ends_the_calls_still_running(server: RerankServer) -> None:
+    import threading
+
+    server.add_faults(Fault.slow(5.0))
+    ranker = Reranker(base_url=server.base_url, no_cache=True, max_retries=0)
+    raised: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            ranker.rank("capital", DOCUMENTS)
+        except BaseException as error:  # what the call ends with
+            raised.append(error)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    request_out(server)
+    ranker.close()
+    thread.join(timeout=3)
+    assert not thread.is_alive()
+    assert len(raised) == 1 and isinstance(raised[0], UsageError)
+    assert "closed" in str(raised[0])
+
+
+@pytest.mark.usefixtures("user_env")
+def test_leaving_async_with_ends_an_arank_still_running(server: RerankServer) -> None:
+    server.add_faults(Fault.slow(5.0))
+
+    async def main() -> BaseException | None:
+        async with Reranker(base_url=server.base_url, no_cache=True, max_retries=0) as ranker:
+            task = asyncio.ensure_future(ranker.arank("capital", DOCUMENTS))
+            await asyncio.to_thread(request_out, server)
+        try:
+            await asyncio.wait_for(task, 3)
+        except UsageError as error:
+            return error
+        return None
+
+    error = asyncio.run(main())
+    assert isinstance(error, UsageError) and "closed" in str(error)
+
+
+@pytest.mark.usefixtures("user_env")
+def test_documents_are_read_on_the_callers_thread(server: RerankServer) -> None:
+    """A database cursor cannot leave the thread that made it: the session reads it there."""
+    import sqlite3
+
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE docs (text TEXT)")
+    db.executemany("INSERT INTO docs VALUES (?)", [(d,) for d in DOCUMENTS])
+
+    def rows() -> Iterator[str]:
+        return (text for (text,) in db.execute("SELECT text FROM docs ORDER BY rowid"))
+
+    with Reranker(base_url=server.base_url, no_cache=True) as ranker:
+        expected = ranking(ranker.rank("capital", DOCUMENTS))
+        assert ranking(ranker.rank("capital", rows())) == expected
+        assert ranking(asyncio.run(ranker.arank("capital", rows()))) == expected
+
+
+@pytest.mark.usefixtures("user_env")
+def test_a_later_call_leaves_earlier_results_alone(server: RerankServer) -> None:
+    documents = [Document(text=t, raw=b"") for t in DOCUMENTS]
+    with Reranker(base_url=server.base_url, no_cache=True) as ranker:
+        first = ranker.rank("Paris", documents)
+        before = [(r.document.index, r.document.text) for r in first]
+        ranker.rank("Paris", documents[2:])
+    assert [(r.document.index, r.document.text) for r in first] == before
+    assert [d.index for d in documents] == [-1] * len(documents)  # the caller's, untouched
+
+
+@pytest.mark.usefixtures("user_env")
+def test_an_error_from_the_api_never_carries_the_key(server: RerankServer) -> None:
+    server.add_faults(Fault.error(400, f"invalid key {TEST_KEY} given"))
+    with pytest.raises(RerankError) as raised, Reranker(base_url=server.base_url) as ranker:
+        ranker.rank("capital", DOCUMENTS, top_k=1)
+    assert "invalid key" in str(raised.value)
+    assert TEST_KEY not in str(raised.value)
+    assert TEST_KEY not in repr(raised.value.args)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"query": None}, "query must be a string, got NoneType"),
+        ({"documents": "Paris"}, "documents must be a list"),
+        ({"top_k": 0}, "top_k must be a whole number ≥ 1, got 0"),
+        ({"top_k": "2"}, "top_k must be a whole number ≥ 1, got '2'"),
+        ({"min_score": "x"}, "min_score must be a finite number, got 'x'"),
+        ({"min_score": float("nan")}, "min_score must be a finite number, got nan"),
+        ({"documents": [3]}, "document 0 is int: expected a string, a dict or a Document"),
+    ],
+)
+@pytest.mark.usefixtures("user_env")
+def test_bad_arguments_are_usage_errors_and_send_nothing(
+    server: RerankServer, arguments: dict[str, object], message: str
+) -> None:
+    call: dict[str, object] = {"query": "capital", "documents": DOCUMENTS, **arguments}
+    with Reranker(base_url=server.base_url, no_cache=True) as ranker:
+        with pytest.raises(UsageError, match=re.escape(message)):
+            ranker.rank(**call)  # type: ignore[arg-type]
+        with pytest.raises(UsageError, match=re.escape(message)):
+            asyncio.run(ranker.arank(**call))  # type: ignore[arg-type]
+    assert server.requests == []

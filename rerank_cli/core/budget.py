@@ -41,12 +41,6 @@ class Estimate:
         )
 
 
-def count_requests(texts: list[str], settings: Settings, query: str) -> int:
-    from rerank_cli.engines.api.api_engine import batches
-
-    return len(batches(settings, query, texts))
-
-
 def budget_refusal(estimate: Estimate, settings: Settings) -> str | None:
     """Why a run over max_docs or max_cost must not start, or None when it may."""
     if settings.max_docs is not None and estimate.to_send > settings.max_docs:

@@ -37,3 +37,7 @@ class Engine(Protocol):
     ) -> list[float]:
         """One score per text, in order; higher is more relevant."""
         ...
+
+    def requests(self, query: str, texts: Sequence[str]) -> int:
+        """How many requests scoring ``texts`` would take (what --dry-run reports)."""
+        ...

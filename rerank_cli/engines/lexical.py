@@ -83,3 +83,6 @@ class LexicalEngine:
         if on_scores is not None:
             on_scores(range(len(texts)), scores)
         return scores
+
+    def requests(self, query: str, texts: Sequence[str]) -> int:
+        return 0  # nothing leaves the machine

@@ -38,11 +38,16 @@ class JobOptions:
 def open_session(env: Environment, job: JobOptions) -> Reranker:
     """The job's session. A dry run sends nothing, so it needs no key; a missing key or an
     insecure URL fails here, before any input is read."""
+    from rerank_cli import collector
+
     return Reranker.from_settings(
         job.settings,
         env,
         require_key=not job.dry_run,
         notify=env.info if job.verbose else None,
+        # The cyclic collector, paused for the command's bulk work, runs while requests are
+        # out: exceptions and futures make cycles there.
+        waiting=collector.resumed,
     )
 
 

@@ -167,6 +167,9 @@ class CachedEngine:
             scores[position] = value
         return _fill_copies(scores, copies)
 
+    def requests(self, query: str, texts: Sequence[str]) -> int:
+        return self.inner.requests(query, texts)
+
     def pending(self, query: str, texts: Sequence[str]) -> list[int]:
         """Positions of ``texts`` a run would send (the cache does not answer them), without
         scoring or recording anything: for --dry-run and the budgets."""

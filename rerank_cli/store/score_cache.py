@@ -19,11 +19,12 @@ import os
 import random
 import sqlite3
 import struct
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar, cast
 from urllib.parse import urlsplit
 
 import orjson
@@ -252,8 +253,27 @@ class LastRun:
     at: float
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _one_thread_at_a_time(
+    method: Callable[Concatenate[ScoreCache, P], R],
+) -> Callable[Concatenate[ScoreCache, P], R]:
+    """The connection is shared by a session's threads (the caller's, the event loop's, each
+    writer's): SQLite objects must not be used by two of them at once."""
+
+    @functools.wraps(method)
+    def serialized(self: ScoreCache, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return serialized
+
+
 class ScoreCache:
     """One connection to the cache file. Open it with :func:`open_cache` or :meth:`open`.
+    Safe to share between threads: its run-time methods take turns.
 
     The run-time methods (:meth:`lookup`, :meth:`store`, :meth:`record_run`) never raise: on
     failure they warn once and the cache answers "miss" from then on. The maintenance methods
@@ -273,6 +293,7 @@ class ScoreCache:
         self._warn = warn
         self._warned = False
         self._clock = clock
+        self._lock = threading.RLock()
 
     # -- opening
 
@@ -307,6 +328,7 @@ class ScoreCache:
             return None
         return None  # pragma: no cover (the loop always returns)
 
+    @_one_thread_at_a_time
     def close(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(sqlite3.Error):
@@ -321,6 +343,7 @@ class ScoreCache:
 
     # -- the run
 
+    @_one_thread_at_a_time
     def lookup(self, keys: Sequence[Key], ttl_days: float | None = None) -> list[float | None]:
         """The cached score of each key, None for a miss (absent, older than ``ttl_days``,
         or the cache is unusable)."""
@@ -335,6 +358,7 @@ class ScoreCache:
             self._failed("read", error)
             return [None] * len(keys)
 
+    @_one_thread_at_a_time
     def store(self, keys: Sequence[Key], scores: Sequence[float], question: int) -> None:
         """Write one batch in one transaction, with the question its keys belong to (see
         :func:`question_id`): a score stored without it would never be looked up.
@@ -359,6 +383,7 @@ class ScoreCache:
                 if not (attempt == 1 and self._failed("write", error)):
                     return
 
+    @_one_thread_at_a_time
     def may_have(self, question: int) -> bool:
         """False when no score of this question is stored: its texts need no lookup. True
         when some may be (or when a file from before questions were noted cannot say)."""
@@ -378,6 +403,7 @@ class ScoreCache:
             return False
         return bool(found)
 
+    @_one_thread_at_a_time
     def record_run(self, hits: int, misses: int, sent: int) -> None:
         """This run's hit/miss counts, for ``rerank cache stats``."""
         if self._conn is None:

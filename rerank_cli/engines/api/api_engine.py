@@ -106,6 +106,9 @@ class ApiEngine:
         async with own:
             return await self._score(own, query, texts, on_scores)
 
+    def requests(self, query: str, texts: Sequence[str]) -> int:
+        return len(batches(self.settings, query, texts))
+
     async def _score(
         self,
         client: RerankClient,
