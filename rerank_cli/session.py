@@ -388,7 +388,9 @@ class Reranker:
         URL's query string, so the URL is never shown."""
         import httpx
 
-        key = self.settings.api_key or ""
+        if not self.settings.api_key:  # whatever the engine: the account is the key's
+            raise ApiRefused(f"no API key — {key_hint(self.settings)}")
+        key = self.settings.api_key
         # A server that echoes the URL it got shows the key percent-encoded: hide that form too.
         register_secret(str(httpx.QueryParams({"key": key})).removeprefix("key="))
         return self._run(self._get(account_url(self.settings), {"key": key}))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rerank_cli.settings.resolution import Settings
+from rerank_cli.settings.schema import Settings
 
 
 @dataclass

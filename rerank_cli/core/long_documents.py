@@ -12,7 +12,7 @@ from rerank_cli.errors import InputError, UsageError
 from rerank_cli.providers import tokens
 from rerank_cli.providers.instructions import DEFAULT_INSTRUCTION, instructed_query
 from rerank_cli.providers.profile import tokenizer_family
-from rerank_cli.settings.resolution import Settings
+from rerank_cli.settings.schema import Settings
 
 # A query so long that documents get fewer tokens than this leaves nothing worth scoring.
 MIN_DOCUMENT_TOKENS = 16

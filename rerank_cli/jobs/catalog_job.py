@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from rerank_cli.errors import ExitCode, NothingToShow
@@ -18,7 +18,7 @@ from rerank_cli.providers.profile import (
     resolve_profile,
 )
 from rerank_cli.session import Reranker, models_url
-from rerank_cli.settings.resolution import Settings, check_transport_security
+from rerank_cli.settings.schema import Settings
 from rerank_cli.terminal import Environment
 from rerank_cli.writers.catalog import write_account, write_models
 from rerank_cli.writers.common import WriteOptions
@@ -27,7 +27,6 @@ from rerank_cli.writers.common import WriteOptions
 def run_models(
     env: Environment, settings: Settings, output: str | None, verbose: bool = False
 ) -> ExitCode:
-    check_transport_security(settings)  # whatever the engine: this command calls the API
     notify = env.info if verbose else None
     with Reranker.from_settings(settings, env, require_key=False, notify=notify) as session:
         models = session.models()
@@ -42,9 +41,8 @@ def run_models(
 def run_account(
     env: Environment, settings: Settings, output: str | None, verbose: bool = False
 ) -> ExitCode:
-    api = replace(settings, engine="api")  # a key is needed, and must not travel in clear text
     notify = env.info if verbose else None
-    with Reranker.from_settings(api, env, notify=notify) as session:
+    with Reranker.from_settings(settings, env, require_key=False, notify=notify) as session:
         payload = session.account()
     fmt = output_format(env, output)
     guard_output(lambda: write_account(payload, fmt, env.stdout))

@@ -18,7 +18,7 @@ from rerank_cli.core.documents import Result
 from rerank_cli.engines.interface import Stats
 from rerank_cli.errors import ApiRefused, ExitCode, NothingToShow, OutputClosed, UsageError
 from rerank_cli.session import Reranker
-from rerank_cli.settings.resolution import Settings
+from rerank_cli.settings.schema import Settings
 from rerank_cli.terminal import Environment
 
 

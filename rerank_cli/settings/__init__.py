@@ -29,11 +29,8 @@ def load(
     ``allow_insecure=True``); None means "not given". Values may be Python values or strings
     and are checked like the command line's. ``config`` replaces the file at
     ``config_file.config_path(env)``. An unknown name or a bad value raises
-    :class:`~rerank_cli.errors.UsageError`. The key (and a password in the base URL) is
-    registered for redaction."""
-    from urllib.parse import urlsplit
-
-    from rerank_cli.redact import register_secret
+    :class:`~rerank_cli.errors.UsageError`. The session that uses them
+    registers the key (and a password in the base URL) for redaction."""
     from rerank_cli.settings import config_file
     from rerank_cli.settings.resolution import resolve
 
@@ -42,7 +39,4 @@ def load(
         config, origin = config_file.load(path), str(path)
     else:
         origin = "config"
-    settings = resolve(overrides, env, config, config_origin=origin)
-    register_secret(settings.api_key)
-    register_secret(urlsplit(settings.base_url).password)  # a password in the URL is one too
-    return settings
+    return resolve(overrides, env, config, config_origin=origin)

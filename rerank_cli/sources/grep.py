@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rerank_cli.core.documents import Document, Source
-from rerank_cli.sources import ansi
+from rerank_cli.sources.ansi import strip as strip_colour
 from rerank_cli.sources.records import (
     ReadOptions,
     ReadReport,
@@ -170,7 +170,7 @@ def looks_like_grep(data: bytes, root: str | None = None, sample: int = 50) -> b
     that merely contains colons has no such files, so it stays ``lines``."""
     bodies = []
     for _, raw in split_lines(data):
-        body = ansi.strip(chomp(raw))
+        body = strip_colour(chomp(raw))
         if body.strip() and body != b"--":
             bodies.append(body)
             if len(bodies) == sample:
@@ -430,7 +430,7 @@ def read(data: bytes, name: str, options: ReadOptions, report: ReadReport) -> It
     separator: bytes | None = None
     group = 0
     for number, raw in split_lines(strip_bom(data)):
-        body = ansi.strip(chomp(raw))
+        body = strip_colour(chomp(raw))
         if body == b"--":
             if separator is None:
                 separator = raw if raw.endswith(b"\n") else raw + b"\n"

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import orjson
 
 if TYPE_CHECKING:
-    from rerank_cli.settings.resolution import Settings
+    from rerank_cli.settings.schema import Settings
 
 FILE_NAME = "scores.sqlite"
 SCHEMA_VERSION = 2  # 2: the questions table

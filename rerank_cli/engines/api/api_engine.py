@@ -11,7 +11,7 @@ from rerank_cli.engines.api.batching import plan_batches
 from rerank_cli.engines.api.protocol import Shape
 from rerank_cli.engines.interface import ScoreCallback, Stats
 from rerank_cli.errors import ApiRefused, RequestTooLarge
-from rerank_cli.settings.resolution import Settings
+from rerank_cli.settings.schema import Settings
 
 if TYPE_CHECKING:
     import httpx

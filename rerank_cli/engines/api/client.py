@@ -27,6 +27,7 @@ from rerank_cli import __version__
 from rerank_cli.engines.api import protocol
 from rerank_cli.engines.interface import Stats
 from rerank_cli.errors import ApiFailed, ApiRefused, BadResponse, RequestTooLarge, UsageError
+from rerank_cli.providers.profile import DEFAULT_PROFILE
 from rerank_cli.settings.resolution import Settings, check_transport_security, is_loopback
 
 if TYPE_CHECKING:
@@ -410,7 +411,7 @@ class RerankClient:
         if status == 401:
             variable = (s.profile.key_env or ("RERANK_API_KEY",))[0]
             fix = f"set {variable}"
-            if s.profile.name == "gigarouter":
+            if s.profile.name == DEFAULT_PROFILE:
                 fix += " or run: rerank config set api_key …"
             return ApiRefused(f"API key missing or rejected — {fix}", status)
         if status == 402:

@@ -19,7 +19,7 @@ from rerank_cli.providers.instructions import deliver, document_affixes
 from rerank_cli.providers.profile import BUILTIN, DEFAULT_PROFILE, Profile
 
 if TYPE_CHECKING:
-    from rerank_cli.settings.resolution import Settings
+    from rerank_cli.settings.schema import Settings
 
 BODY_EXCERPT = 200
 
