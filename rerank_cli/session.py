@@ -33,6 +33,7 @@ from rerank_cli.errors import ApiError, ApiRefused, UsageError
 from rerank_cli.redact import register_secret
 from rerank_cli.settings.resolution import check_transport_security
 from rerank_cli.terminal import Environment
+from rerank_cli.words import plural
 
 if TYPE_CHECKING:
     from rerank_cli.core.budget import Estimate
@@ -303,6 +304,8 @@ class Reranker:
         """The texts to score: documents numbered, split by ``split``, any part over the
         model's token limit windowed, truncated or refused (``long``), then deduplicated."""
         settings = settings or self.settings
+        if not query.strip():  # checked before any input is read, and nothing is billed
+            raise UsageError("the query is blank: give what the documents are ranked against")
         numbered = _numbered(documents)
         with self._lock:
             self.stats.documents += len(numbered)
@@ -643,10 +646,6 @@ def _numbered(documents: Iterable[Document]) -> list[Document]:
     for index, document in enumerate(numbered):
         document.index = index
     return numbered
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def models_url(settings: Settings) -> str:

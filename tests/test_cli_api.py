@@ -158,7 +158,7 @@ def test_verbose_prints_one_summary_on_stderr(api_cli: RunCli, server: RerankSer
     lines = result.stderr.splitlines()
     assert lines[0] == "rerank: HTTP 503 (warming up); retrying in 0.0 s"
     summary = lines[-1]
-    for part in ("3 documents", "2 unique", "2 scored by api", "3 requests", "1 retries"):
+    for part in ("3 documents", "2 unique", "2 scored by api", "3 requests", "1 retry,"):
         assert part in summary
     assert "docs/s" in summary
     assert len(result.records()) == 3
@@ -267,7 +267,7 @@ def test_each_hint_through_the_cli(api_cli: RunCli, server: RerankServer, hint: 
     server.add_faults(hint)
     result = api_cli(QUERY, PARIS, "-v")
     assert result.exit_code == 0, result.stderr
-    assert "1 retries" in result.stderr
+    assert "1 retry," in result.stderr
 
 
 def test_too_large_batches_are_split(api_cli: RunCli, server: RerankServer) -> None:
@@ -298,10 +298,27 @@ def test_too_large_down_to_one_document_is_exit_3(
 def test_401(api_cli: RunCli, server: RerankServer) -> None:
     result = no_key(api_cli(QUERY, PARIS, env={"GR_KEY": "gr-not-the-right-key"}))
     assert result.exit_code == 3
+    host = server.base_url.split("//")[1].split("/")[0]
     assert error_line(result) == (
-        "API key missing or rejected — set GR_KEY or run: rerank config set api_key …"
+        f"the API key from GR_KEY (gr-…-key) was rejected by {host}"
+        " (the server said: invalid API key)"
     )
     assert len(server.rerank_requests) == 1
+
+
+def test_401_names_where_the_key_came_from(
+    api_cli: RunCli, cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    """Not "set GR_KEY" to someone whose GR_KEY is the rejected key: which key, from where."""
+    option = no_key(api_cli(QUERY, PARIS, "--api-key", "gr-wrong-key-0000", env={"GR_KEY": ""}))
+    assert "the API key from --api-key (gr-…0000) was rejected" in error_line(option)
+    config = tmp_path / "config"
+    setting = cli("config", "set", "api_key", "gr-wrong-key-1111")
+    assert setting.exit_code == 0, setting.stderr
+    from_file = api_cli(QUERY, PARIS, env={"GR_KEY": ""})
+    assert f"the API key from {config / 'config.toml'} (gr-…1111) was rejected" in (
+        error_line(from_file)
+    )
 
 
 def test_402(api_cli: RunCli, server: RerankServer) -> None:

@@ -66,7 +66,8 @@ def test_dry_run_reports_what_the_real_run_then_bills(
     dry = api_cli(QUERY, *TEXTS, *options, "--dry-run")
     assert (dry.exit_code, dry.stdout) == (0, b""), dry.stderr
     assert dry.stderr == (
-        f"rerank: dry run: 14 documents, 12 unique, 4 cached, 8 to send in {requests} requests, "
+        f"rerank: dry run: 14 documents, 12 unique, 4 cached, 8 to send in {requests} request"
+        f"{'s' * (requests != 1)}, "
         f"estimated ${cost(8):.6f}\n"
     )
     assert paths(server)[seen:] == ["/v1/models"]  # the price; no /rerank
@@ -349,7 +350,7 @@ def test_verbose_prints_the_summary_on_stderr(api_cli: RunCli, partly_cached: Re
     result = retried_run(api_cli, partly_cached, "-v")
     *_, last = result.stderr.splitlines()
     assert last.startswith("rerank: 14 documents, 12 unique, 4 cached, 8 scored by api, ")
-    assert "4 requests, 1 retries" in last
+    assert "4 requests, 1 retry," in last
     assert f"estimated ${cost(8):.6f}" in last
     assert partly_cached.billed_documents == 4 + 8
 
@@ -359,7 +360,10 @@ def test_stats_file_matches_what_the_server_counted(
 ) -> None:
     stats_file = tmp_path / "usage.json"
     result = retried_run(api_cli, partly_cached, "--stats", str(stats_file))
-    assert result.stderr == ""
+    # Nothing but the first retry's notice (later ones only with -v)
+    assert (
+        result.stderr == "rerank: HTTP 503 (warming up); retrying in 0.0 s (-v shows each retry)\n"
+    )
     stats = orjson.loads(stats_file.read_bytes())
     assert stats == {
         **expected_usage(partly_cached, 1),
@@ -393,16 +397,30 @@ def test_stats_of_a_fully_cached_run(api_cli: RunCli, server: RerankServer) -> N
     assert stats["estimated_cost"] == 0
 
 
-@pytest.mark.parametrize("stop", ["--dry-run", "--max-docs=3"])
+@pytest.mark.parametrize(
+    ("stop", "estimated"),
+    [
+        ("--dry-run", cost(8)),
+        ("--max-cost=0.00000001", cost(8)),  # the figure the refusal gave
+        ("--max-docs=3", None),  # no price was needed, none was asked for
+    ],
+)
 def test_stats_are_written_when_the_run_stops_before_scoring(
-    api_cli: RunCli, partly_cached: RerankServer, tmp_path: Path, stop: str
+    api_cli: RunCli,
+    partly_cached: RerankServer,
+    tmp_path: Path,
+    stop: str,
+    estimated: float | None,
 ) -> None:
     stats_file = tmp_path / "usage.json"
     result = api_cli(QUERY, *TEXTS, stop, "--stats", str(stats_file))
     assert result.exit_code == (0 if stop == "--dry-run" else 2), result.stderr
     stats = orjson.loads(stats_file.read_bytes())
     assert (stats["documents"], stats["unique"], stats["cache_hits"]) == (14, 12, 4)
-    assert (stats["billed"], stats["requests"], stats["estimated_cost"]) == (0, 0, 0)
+    assert (stats["billed"], stats["requests"]) == (0, 0)
+    assert stats["estimated_cost"] == (None if estimated is None else pytest.approx(estimated))
+    if stop.startswith("--max-cost"):
+        assert f"${estimated:.6f}" in result.stderr
 
 
 def test_stats_of_a_failed_run_count_what_was_billed(

@@ -81,7 +81,9 @@ def test_api_failure_exit_code_in_a_real_process(server: RerankServer, tmp_path:
     env = environment(tmp_path, GR_KEY="gr-wrong-key-000000")
     done = rerank(COMMANDS["console-script"], ["--base-url", server.base_url, QUERY, PARIS], env)
     assert done.returncode == 3
-    assert done.stderr.decode().startswith("rerank: error: API key missing or rejected")
+    assert done.stderr.decode().startswith(
+        "rerank: error: the API key from GR_KEY (gr-…0000) was rejected"
+    )
     assert b"gr-wrong-key-000000" not in done.stderr
 
 
@@ -159,13 +161,18 @@ def test_broken_pipe_in_a_shell_pipeline(
 # --- Ctrl-C --------------------------------------------------------------------------------------
 
 
-def test_sigint_while_waiting_for_the_server_exits_130(
+def test_sigint_while_waiting_for_the_server_exits_130_saying_what_was_kept(
     server: RerankServer, tmp_path: Path
 ) -> None:
-    server.add_faults(Fault.slow(120))
+    # Batches of one, one at a time: the first is answered (and cached), the second hangs.
+    server.add_faults(Fault(), Fault.slow(120))
     env = environment(tmp_path, GR_KEY=TEST_KEY)
     process = subprocess.Popen(
-        [*COMMANDS["console-script"], "--base-url", server.base_url, QUERY, PARIS],
+        [
+            *COMMANDS["console-script"],
+            *("--base-url", server.base_url, "--batch-size", "1", "-j", "1"),
+            *(QUERY, PARIS, BANANAS),
+        ],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -173,9 +180,9 @@ def test_sigint_while_waiting_for_the_server_exits_130(
     )
     try:
         deadline = time.monotonic() + 30
-        while not server.rerank_requests and time.monotonic() < deadline:
+        while len(server.rerank_requests) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert server.rerank_requests, "the request never reached the server"
+        assert len(server.rerank_requests) == 2, "the second request never reached the server"
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)
     finally:
@@ -185,6 +192,9 @@ def test_sigint_while_waiting_for_the_server_exits_130(
     assert process.returncode == 130
     assert stdout == b""
     assert b"Traceback" not in stderr
+    assert stderr.decode() == (
+        "rerank: interrupted — 1 score is cached; run the same command again to continue\n"
+    )
 
 
 # --- what a run loads ----------------------------------------------------------------------------

@@ -440,3 +440,17 @@ def test_an_http_base_url_ends_the_same_without_the_ca_bundle(
     assert via_proxy == (rerank_line if carrier == "proxy" else [])
     assert via_tls_proxy == (rerank_line if carrier == "tls_proxy" else [])
     assert answered == (1 if expected == "ok" else 0)
+
+
+def test_the_first_retry_is_said_without_v_and_the_rest_with_it(cli: RunCli) -> None:
+    """A refused connection does not leave the terminal blank through every retry."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    base = ["q", "a", "--base-url", f"http://127.0.0.1:{port}/v1", "--max-retries", "2"]
+    quiet = cli(*base, env={"GR_KEY": TEST_KEY})
+    assert quiet.exit_code == 4
+    assert quiet.stderr.count("retrying in") == 1
+    assert "(-v shows each retry)" in quiet.stderr
+    loud = cli(*base, "-v", env={"GR_KEY": TEST_KEY})
+    assert loud.stderr.count("retrying in") == 2

@@ -281,7 +281,7 @@ def test_a_wrong_key_exits_3(cli: RunCli, infinity: Infinity) -> None:
     result = run_cli(cli, infinity, QUERY, *DOCUMENTS[:3], key="wrong-k3y-0000")
 
     assert result.exit_code == 3, result.stderr
-    assert "API key missing or rejected" in result.stderr
+    assert "the API key from GR_KEY (…0000) was rejected" in result.stderr
     assert "wrong-k3y-0000" not in result.stderr
     assert result.stdout == b""
     # It was the server that said no (401 {"detail": "Unauthorized"}), once: never retried.

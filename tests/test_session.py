@@ -367,3 +367,14 @@ def test_bad_arguments_are_usage_errors_and_send_nothing(
         with pytest.raises(UsageError, match=re.escape(message)):
             asyncio.run(ranker.arank(**call))  # type: ignore[arg-type]
     assert server.requests == []
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\t\n"])
+def test_a_blank_query_is_a_usage_error_and_sends_nothing(
+    api_cli: RunCli, server: RerankServer, query: str
+) -> None:
+    for args in ([query, "a", "b"], ["files", query, "."]):
+        done = api_cli(*args, stdin=b"never read\n")
+        assert done.exit_code == 2, done.stderr
+        assert "the query is blank" in done.stderr
+    assert server.requests == []

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rerank_cli.settings.schema import Settings
+from rerank_cli.words import plural
 
 
 @dataclass
@@ -36,8 +37,9 @@ class Estimate:
         cost = "price unknown" if self.cost is None else f"${self.cost:.6f}"
         note = f" ({self.price_note})" if self.cost is None and self.price_note else ""
         return (
-            f"dry run: {self.documents} documents, {self.unique} unique, {self.cached} cached, "
-            f"{self.to_send} to send in {self.requests} requests, estimated {cost}{note}"
+            f"dry run: {plural(self.documents, 'document')}, {self.unique:,} unique, "
+            f"{self.cached:,} cached, {self.to_send:,} to send in "
+            f"{plural(self.requests, 'request')}, estimated {cost}{note}"
         )
 
 

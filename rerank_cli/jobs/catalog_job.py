@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rerank_cli.errors import ExitCode, NothingToShow
-from rerank_cli.jobs.execution import guard_output, output_format
+from rerank_cli.jobs.execution import guard_output, output_format, retry_notices
 from rerank_cli.providers.profile import (
     BUILTIN,
     DEFAULT_PROFILE,
@@ -27,7 +27,7 @@ from rerank_cli.writers.common import WriteOptions
 def run_models(
     env: Environment, settings: Settings, output: str | None, verbose: bool = False
 ) -> ExitCode:
-    notify = env.info if verbose else None
+    notify = retry_notices(env, verbose)
     with Reranker.from_settings(settings, env, require_key=False, notify=notify) as session:
         models = session.models()
     if not models:
@@ -41,7 +41,7 @@ def run_models(
 def run_account(
     env: Environment, settings: Settings, output: str | None, verbose: bool = False
 ) -> ExitCode:
-    notify = env.info if verbose else None
+    notify = retry_notices(env, verbose)
     with Reranker.from_settings(settings, env, require_key=False, notify=notify) as session:
         payload = session.account()
     fmt = output_format(env, output)

@@ -20,6 +20,7 @@ from rerank_cli.errors import ApiRefused, ExitCode, NothingToShow, OutputClosed,
 from rerank_cli.session import Reranker
 from rerank_cli.settings.schema import Settings
 from rerank_cli.terminal import Environment
+from rerank_cli.words import plural
 
 
 @dataclass(kw_only=True)
@@ -44,11 +45,27 @@ def open_session(env: Environment, job: JobOptions) -> Reranker:
         job.settings,
         env,
         require_key=not job.dry_run,
-        notify=env.info if job.verbose else None,
+        notify=retry_notices(env, job.verbose),
         # The cyclic collector, paused for the command's bulk work, runs while requests are
         # out: exceptions and futures make cycles there.
         waiting=collector.resumed,
     )
+
+
+def retry_notices(env: Environment, verbose: bool) -> Callable[[str], None]:
+    """Every retry with -v; without it, the first only — a terminal left blank while the
+    network fails is worse than one line."""
+    said = False
+
+    def notice(message: str) -> None:
+        nonlocal said
+        if verbose:
+            env.info(message)
+        elif not said:
+            said = True
+            env.info(f"{message} (-v shows each retry)")
+
+    return notice
 
 
 def output_format(env: Environment, output: str | None) -> str:
@@ -67,16 +84,18 @@ def guard_output(write: Callable[[], object]) -> None:
 
 def summary(stats: Stats, engine: str, cost: float | None = None) -> str:
     rate = stats.sent / stats.elapsed if stats.elapsed > 0 else 0.0
-    parts = [f"{stats.documents} documents"]
+    parts = [plural(stats.documents, "document")]
     if stats.skipped:
-        parts.append(f"{stats.skipped} skipped")
-    parts += [f"{stats.unique} unique"]
+        parts.append(f"{stats.skipped:,} skipped")
+    if stats.texts != stats.documents:  # long documents in windows, files in chunks
+        parts.append(f"{plural(stats.texts, 'text')} with the chunks")
+    parts += [f"{stats.unique:,} unique"]
     if stats.cache_hits:
-        parts.append(f"{stats.cache_hits} cached")
+        parts.append(f"{stats.cache_hits:,} cached")
     parts += [
-        f"{stats.sent} scored by {engine}",
-        f"{stats.requests} requests",
-        f"{stats.retries} retries",
+        f"{stats.sent:,} scored by {engine}",
+        plural(stats.requests, "request"),
+        plural(stats.retries, "retry"),
         f"{stats.elapsed:.2f} s",
         f"{rate:,.0f} docs/s",
     ]
@@ -176,6 +195,8 @@ def execute(
             scored = session.score(query, work, on_progress)
     except BaseException as error:
         failure = error
+        if isinstance(error, KeyboardInterrupt):
+            env.info(interrupted(session))
         raise
     finally:
         if stats.elapsed == 0.0:  # scoring did not finish (or start): time what there was
@@ -185,7 +206,10 @@ def execute(
         # unless the network or the server has just failed (or Ctrl-C).
         if (job.verbose and scored is not None) or job.stats_path:
             lookup = failure is None or isinstance(failure, (ApiRefused, UsageError))
-            cost = run_cost(session, planned, lookup)
+            if planned is not None and stats.sent == 0:
+                cost = planned.cost  # a dry run or a refusal: what the run would have cost
+            else:
+                cost = run_cost(session, planned, lookup)
             if job.verbose and scored is not None:
                 env.info(summary(stats, settings.engine, cost))
             if job.stats_path:
@@ -198,6 +222,20 @@ def execute(
     if not job.quiet:
         guard_output(lambda: emit(results, fmt))
     return ExitCode.OK
+
+
+def interrupted(session: Reranker) -> str:
+    """What Ctrl-C leaves behind: the scores already paid for, and whether a rerun gets them
+    back from the cache."""
+    sent = session.stats.sent
+    if not sent:
+        return "interrupted — nothing was scored"
+    scores = plural(sent, "score")
+    if session.capabilities.cacheable and session.settings.cache != "off":
+        verb = "is" if sent == 1 else "are"
+        return f"interrupted — {scores} {verb} cached; run the same command again to continue"
+    billed = " (and billed)" if session.capabilities.billed else ""
+    return f"interrupted — {scores} were made{billed} and not cached (the cache is off)"
 
 
 def report_dry_run(

@@ -114,6 +114,26 @@ def environment_proxies() -> list[tuple[URLPattern, httpx.URL | None]]:
     return [(pattern, None if url is None else httpx.URL(url)) for pattern, url in found]
 
 
+def key_rejected(settings: Settings, said: str | None) -> str:
+    """A 401, in terms of the key in use: where it came from and what it looks like (masked),
+    so that the user does not set again the variable that holds the rejected key."""
+    from rerank_cli.redact import mask
+
+    server = f" (the server said: {said})" if said else ""
+    if not settings.api_key:
+        variable = (settings.profile.key_env or ("RERANK_API_KEY",))[0]
+        fix = f"set {variable}"
+        if settings.profile.name == DEFAULT_PROFILE:
+            fix += " or run: rerank config set api_key …"
+        return f"{settings.host} wants an API key — {fix}{server}"
+    origin = settings.api_key_origin or "the settings"
+    origin = origin.lstrip("$") if origin.startswith("$") else origin
+    return (
+        f"the API key from {origin} ({mask(settings.api_key)}) was rejected by "
+        f"{settings.host}{server}"
+    )
+
+
 def without_credentials(url: str) -> str:
     parts = urlsplit(url)
     return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
@@ -409,11 +429,7 @@ class RerankClient:
         if status == 413 or (status in (400, 422) and message and _TOO_LARGE.search(message)):
             return RequestTooLarge(f"request too large for {s.host}: {quoted}", status)
         if status == 401:
-            variable = (s.profile.key_env or ("RERANK_API_KEY",))[0]
-            fix = f"set {variable}"
-            if s.profile.name == DEFAULT_PROFILE:
-                fix += " or run: rerank config set api_key …"
-            return ApiRefused(f"API key missing or rejected — {fix}", status)
+            return ApiRefused(key_rejected(s, message), status)
         if status == 402:
             return ApiRefused(f"out of credit at {s.host}", status)
         if status == 404:
