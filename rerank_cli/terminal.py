@@ -73,6 +73,21 @@ class Environment:
         self.stderr.write(f"rerank: warning: {redact(message)}\n")
         self.stderr.flush()
 
+    def ask(self, question: str) -> bool | None:
+        """A yes/no question on the controlling terminal (stdin may be the data): True for
+        y/yes, False for anything else; None when there is no terminal to ask on."""
+        try:
+            with (
+                open("/dev/tty", "w", encoding="utf-8") as out,
+                open("/dev/tty", encoding="utf-8", errors="replace") as answers,
+            ):
+                out.write(f"rerank: {question} [y/N] ")
+                out.flush()
+                answer = answers.readline()
+        except OSError:
+            return None
+        return answer.strip().lower() in ("y", "yes")
+
     def info(self, message: str) -> None:
         from rerank_cli.redact import redact
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ class JobOptions:
     verbose: bool = False
     dry_run: bool = False
     stats_path: str | None = None  # --stats FILE ("-": stderr)
+    yes: bool = False  # -y: do not ask before a large run
 
 
 def open_session(env: Environment, job: JobOptions) -> Reranker:
@@ -190,6 +191,7 @@ def execute(
                 return ExitCode.OK
             if refusal:
                 raise UsageError(f"{refusal}; nothing was sent")
+        planned = confirm_spending(env, session, query, work, job, planned)
         many = session.capabilities.remote and len(work.texts) > settings.batch_size
         with progress_bar(env, enabled=many) as on_progress:
             scored = session.score(query, work, on_progress)
@@ -222,6 +224,37 @@ def execute(
     if not job.quiet:
         guard_output(lambda: emit(results, fmt))
     return ExitCode.OK
+
+
+def confirm_spending(
+    env: Environment,
+    session: Reranker,
+    query: str,
+    work: pipeline.Plan,
+    job: JobOptions,
+    planned: Estimate | None,
+) -> Estimate | None:
+    """On a terminal, a billed run that would send more than ``confirm_over`` documents asks
+    first, showing the documents and the estimated price; -y skips the question, and a run
+    with no terminal (a script, CI) is never asked."""
+    limit = job.settings.confirm_over
+    if job.yes or not limit or not env.stderr_isatty or not session.capabilities.billed:
+        return planned
+    if planned is None:  # what the cache leaves (its lookup serves the run); no price yet
+        planned = session.estimate(query, work, need_price=False)
+    if planned.to_send <= limit:
+        return planned
+    if planned.price_per_1k is None:
+        price, note = session.price_per_1k()
+        planned = replace(planned, price_per_1k=price, price_note=note)
+    cost = "price unknown" if planned.cost is None else f"about ${planned.cost:,.2f}"
+    question = (
+        f"send {plural(planned.to_send, 'document')} to {job.settings.host} ({cost}; "
+        f"confirm_over = {limit:,})?"
+    )
+    if env.ask(question) is False:
+        raise NothingToShow("nothing sent (answered no; -y skips the question)")
+    return planned
 
 
 def interrupted(session: Reranker) -> str:

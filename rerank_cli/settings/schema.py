@@ -230,6 +230,13 @@ class Settings:
         metavar="N",
         help="Refuse (exit 2, nothing sent) a run that would send more than N documents.",
     )
+    # Config and environment only (-y/--yes answers it on the command line).
+    confirm_over: int = setting(
+        20_000,
+        minimum=0,
+        panel=COST,
+        help="On a terminal, ask before sending more than N documents (0: never ask).",
+    )
     max_cost: float | None = setting(
         None,
         minimum=0,
