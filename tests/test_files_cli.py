@@ -18,7 +18,7 @@ from rerank_cli.engines.interface import ScoreCallback
 from rerank_cli.engines.lexical import LexicalEngine
 from tests.conftest import CliResult, RunCli
 from tests.server import RerankServer, score
-from tests.test_walk import SECRET_EXAMPLES, make
+from tests.test_walk import SECRET_EXAMPLES, VENDORED, git_repo, make, needs_rg, rg_files
 
 QUERY = "where are retries configured"
 MARKER = "retries are configured here"
@@ -245,6 +245,33 @@ def test_walk_options_reach_the_walk(
     paths = result.stdout.decode().splitlines()
     assert sorted(paths) == expected
     assert result.exit_code == (0 if expected else 1)
+
+
+@needs_rg
+def test_inside_a_directory_an_ancestor_ignores_the_files_rg_lists_are_ranked(
+    cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = {name: content or f"{name}\n" for name, content in VENDORED.items()}
+    repo = git_repo(tmp_path / "repo", tree)  # the top .gitignore has /vendor
+    monkeypatch.chdir(repo / "vendor" / "lib")
+    result = lexical(cli, QUERY, ".", "-o", "plain", "-v")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(result.stdout.decode().splitlines()) == rg_files(Path.cwd(), ".")
+    # -v says what skipped the rest, and that the rule came from above the walked path
+    assert (
+        "rerank: 3 files, 3 chunks; skipped 5 ignored (5 by ../../.gitignore, above the walked "
+        "path), 1 hidden\n"
+    ) in result.stderr
+
+
+def test_verbose_counts_files_skipped_by_ignore_hidden_and_glob_rules(
+    cli: RunCli, workdir: Path
+) -> None:
+    make(workdir, {".gitignore": "*.log\nout/\n", "a.log": "", "out/x.py": "", "a.py": "x\n"})
+    make(workdir, {".hidden.py": "x\n", "b.md": "x\n"})
+    result = lexical(cli, QUERY, "-g", "!*.md", "-v")
+    assert result.exit_code == 0, result.stderr
+    assert "1 files, 1 chunks; skipped 2 ignored, 2 hidden, 1 excluded by -g\n" in result.stderr
 
 
 def test_binary_large_empty_and_unreadable_files_are_skipped_and_counted(
