@@ -309,10 +309,39 @@ def test_without_verbose_skips_are_not_summarised(cli: RunCli, workdir: Path) ->
 
 def test_nothing_readable_left_exits_1(cli: RunCli, workdir: Path) -> None:
     make(workdir, {"bin.dat": b"\0"})
-    result = lexical(cli, QUERY, "missing-dir")
+    result = lexical(cli, QUERY)
     assert result.exit_code == 1
-    assert "missing-dir: cannot read" in result.stderr
     assert "no files to rank" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "paths", [["srcc"], ["srcc", "."], ["ok.txt", "srcc", "sub/gone"], ["dangling"]]
+)
+def test_a_missing_path_is_exit_2_and_nothing_is_sent(
+    api_cli: RunCli, server: RerankServer, workdir: Path, paths: list[str]
+) -> None:
+    # As `rank -i missing`; rg would rank the other paths and then exit 2: for a paid API,
+    # the run is refused before anything is read or sent.
+    make(workdir, {"ok.txt": "retries\n", "sub/x.txt": "retries\n"})
+    (workdir / "dangling").symlink_to(workdir / "nowhere")
+    result = api_cli("files", QUERY, *paths)
+    assert result.exit_code == 2
+    assert result.stdout == b""
+    assert server.rerank_requests == []
+    missing = [path for path in paths if not (workdir / path).exists()]
+    assert (
+        result.stderr
+        == f"rerank: error: {'; '.join(m + ': no such file or directory' for m in missing)}\n"
+    )
+
+
+def test_a_missing_path_is_refused_in_a_dry_run_too(cli: RunCli, workdir: Path) -> None:
+    make(workdir, {"ok.txt": "x\n"})
+    result = cli("files", QUERY, ".", "srcc", "--dry-run")
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "rerank: error: srcc: no such file or directory\n",
+    )
 
 
 def test_a_missing_key_fails_before_walking(cli: RunCli, workdir: Path) -> None:

@@ -12,13 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rerank_cli.errors import UsageError
+from rerank_cli.errors import InputError, UsageError
 from rerank_cli.sources.walk import (
     DEFAULT_MAX_FILESIZE,
     SECRET_PATTERNS,
     FoundFile,
     WalkOptions,
     WalkReport,
+    check_paths,
     load,
     parse_size,
     walk,
@@ -323,6 +324,32 @@ def test_a_missing_path_is_warned_and_counted(tmp_path: Path) -> None:
     assert found(tmp_path, "missing", "ok.txt", report=report) == ["ok.txt"]
     assert report.unreadable == 1
     assert report.warnings == ["missing: cannot read (No such file or directory), skipped"]
+
+
+def test_check_paths_names_every_path_that_cannot_be_walked(tmp_path: Path) -> None:
+    make(tmp_path, {"ok.txt": "", "dir/a.txt": ""})
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        check_paths(["ok.txt", "dir", "."])
+        with pytest.raises(InputError) as raised:
+            check_paths(["srcc", "ok.txt", "ok.txt/x"])
+    finally:
+        os.chdir(cwd)
+    assert raised.value.message == (
+        "srcc: no such file or directory; ok.txt/x: no such file or directory"
+    )
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads everything")
+def test_check_paths_refuses_an_unreadable_directory(tmp_path: Path) -> None:
+    locked = make(tmp_path, {"locked/a.txt": ""}) / "locked"
+    locked.chmod(0)
+    try:
+        with pytest.raises(InputError, match="locked: permission denied"):
+            check_paths([str(locked)])
+    finally:
+        locked.chmod(0o755)
 
 
 SECRET_EXAMPLES = [

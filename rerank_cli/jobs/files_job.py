@@ -68,6 +68,7 @@ def run(env: Environment, job: FilesJob) -> ExitCode:
     fmt = output_format(env, job)
     # Before the walk: a missing key or an insecure URL fails at once, not after a long walk.
     with execution.open_session(env, job) as session:
+        walk.check_paths(job.paths)  # a missing path is exit 2 before anything is sent
         if job.walk_options.include_secrets:
             env.warn(_secrets_warning(session))
         report = walk.WalkReport(on_warning=env.warn)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from pathspec import GitIgnoreSpec
 
-from rerank_cli.errors import UsageError
+from rerank_cli.errors import InputError, UsageError
 
 # Highest precedence first.
 IGNORE_FILES = (".rerankignore", ".ignore", ".gitignore")
@@ -420,6 +420,38 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
+def check_paths(paths: Sequence[str]) -> None:
+    """Refuse, before anything is read or sent, paths given on the command line that do not
+    exist or cannot be read (``InputError``, exit 2): a typo must not rank (and bill) the other
+    paths as if it were the whole request. Each is named, in the order given."""
+    problems: list[str] = []
+    for given in paths:
+        problem = _path_problem(given)
+        if problem is not None:
+            problems.append(f"{os.fsencode(given).decode('utf-8', 'replace')}: {problem}")
+    if problems:
+        raise InputError("; ".join(problems))
+
+
+def _path_problem(given: str) -> str | None:
+    try:
+        info = os.stat(given)
+        if stat.S_ISDIR(info.st_mode):
+            with os.scandir(given):
+                pass
+        elif stat.S_ISREG(info.st_mode):  # opening a regular file never blocks
+            with open(given, "rb"):
+                pass
+    except (FileNotFoundError, NotADirectoryError):
+        # A broken symlink too: there is nothing at the end of it.
+        return "no such file or directory"
+    except PermissionError:
+        return "permission denied"
+    except OSError as error:
+        return f"cannot read ({error.strerror or type(error).__name__})"
+    return None
+
+
 def walk(paths: Sequence[str], options: WalkOptions, report: WalkReport) -> Iterator[FoundFile]:
     """The files under ``paths`` (default ``.``) that pass every rule, in sorted order."""
     return Walker(options, report).walk(paths)
@@ -464,6 +496,7 @@ __all__ = [
     "LoadedFile",
     "WalkOptions",
     "WalkReport",
+    "check_paths",
     "load",
     "parse_size",
     "walk",
