@@ -18,7 +18,7 @@ from rerank_cli.engines.interface import ScoreCallback
 from rerank_cli.engines.lexical import LexicalEngine
 from tests.conftest import CliResult, RunCli
 from tests.server import RerankServer, score
-from tests.test_walk import SECRET_EXAMPLES, make
+from tests.test_walk import SECRET_EXAMPLES, VENDORED, git_repo, make, needs_rg, rg_files
 
 QUERY = "where are retries configured"
 MARKER = "retries are configured here"
@@ -247,6 +247,33 @@ def test_walk_options_reach_the_walk(
     assert result.exit_code == (0 if expected else 1)
 
 
+@needs_rg
+def test_inside_a_directory_an_ancestor_ignores_the_files_rg_lists_are_ranked(
+    cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = {name: content or f"{name}\n" for name, content in VENDORED.items()}
+    repo = git_repo(tmp_path / "repo", tree)  # the top .gitignore has /vendor
+    monkeypatch.chdir(repo / "vendor" / "lib")
+    result = lexical(cli, QUERY, ".", "-o", "plain", "-v")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(result.stdout.decode().splitlines()) == rg_files(Path.cwd(), ".")
+    # -v says what skipped the rest, and that the rule came from above the walked path
+    assert (
+        "rerank: 3 files, 3 chunks; skipped 5 ignored (5 by ../../.gitignore, above the walked "
+        "path), 1 hidden\n"
+    ) in result.stderr
+
+
+def test_verbose_counts_files_skipped_by_ignore_hidden_and_glob_rules(
+    cli: RunCli, workdir: Path
+) -> None:
+    make(workdir, {".gitignore": "*.log\nout/\n", "a.log": "", "out/x.py": "", "a.py": "x\n"})
+    make(workdir, {".hidden.py": "x\n", "b.md": "x\n"})
+    result = lexical(cli, QUERY, "-g", "!*.md", "-v")
+    assert result.exit_code == 0, result.stderr
+    assert "1 files, 1 chunks; skipped 2 ignored, 2 hidden, 1 excluded by -g\n" in result.stderr
+
+
 def test_binary_large_empty_and_unreadable_files_are_skipped_and_counted(
     cli: RunCli, workdir: Path, scored_texts: list[str]
 ) -> None:
@@ -282,10 +309,46 @@ def test_without_verbose_skips_are_not_summarised(cli: RunCli, workdir: Path) ->
 
 def test_nothing_readable_left_exits_1(cli: RunCli, workdir: Path) -> None:
     make(workdir, {"bin.dat": b"\0"})
-    result = lexical(cli, QUERY, "missing-dir")
+    result = lexical(cli, QUERY)
     assert result.exit_code == 1
-    assert "missing-dir: cannot read" in result.stderr
     assert "no files to rank" in result.stderr
+
+
+def test_with_nothing_left_the_message_says_what_was_skipped(cli: RunCli, workdir: Path) -> None:
+    make(workdir, {".gitignore": "*.log\n", "a.log": "x\n", "bin.dat": b"\0"})
+    result = lexical(cli, QUERY)
+    assert result.exit_code == 1
+    assert "no files to rank (skipped 1 ignored, 1 hidden, 1 binary)\n" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "paths", [["srcc"], ["srcc", "."], ["ok.txt", "srcc", "sub/gone"], ["dangling"]]
+)
+def test_a_missing_path_is_exit_2_and_nothing_is_sent(
+    api_cli: RunCli, server: RerankServer, workdir: Path, paths: list[str]
+) -> None:
+    # As `rank -i missing`; rg would rank the other paths and then exit 2: for a paid API,
+    # the run is refused before anything is read or sent.
+    make(workdir, {"ok.txt": "retries\n", "sub/x.txt": "retries\n"})
+    (workdir / "dangling").symlink_to(workdir / "nowhere")
+    result = api_cli("files", QUERY, *paths)
+    assert result.exit_code == 2
+    assert result.stdout == b""
+    assert server.rerank_requests == []
+    missing = [path for path in paths if not (workdir / path).exists()]
+    assert (
+        result.stderr
+        == f"rerank: error: {'; '.join(m + ': no such file or directory' for m in missing)}\n"
+    )
+
+
+def test_a_missing_path_is_refused_in_a_dry_run_too(cli: RunCli, workdir: Path) -> None:
+    make(workdir, {"ok.txt": "x\n"})
+    result = cli("files", QUERY, ".", "srcc", "--dry-run")
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "rerank: error: srcc: no such file or directory\n",
+    )
 
 
 def test_a_missing_key_fails_before_walking(cli: RunCli, workdir: Path) -> None:
@@ -343,17 +406,82 @@ def test_table_on_a_terminal(cli: RunCli, ranked_tree: Path) -> None:
     assert result.exit_code == 0
     lines = result.stdout.decode().splitlines()
     assert lines[0].split() == ["#", "score", "path", "lines", "best", "chunk"]
-    assert lines[1].split() == [
-        "1",
-        lines[1].split()[1],
-        "best.py",
-        "101-160",
-        "filler",
-        "line",
-        "101",
-    ]
+    # The best chunk (lines 101-160) is shown by its line that shares the query's words.
+    assert lines[1].split() == ["1", lines[1].split()[1], "best.py", "101-160", *MARKER.split()]
     assert lines[2].split()[2:] == ["middle.py", "1", "retries"]
     assert "\x1b[" not in result.stdout.decode()
+    assert result.stderr == ""  # three files: no more to tell of
+
+
+def table_paths(result: CliResult) -> list[str]:
+    return [line.split()[2] for line in result.stdout.decode().splitlines()[1:]]
+
+
+@pytest.fixture
+def many_files(workdir: Path) -> Path:
+    """25 files, f01.txt best … f25.txt worst for QUERY."""
+    return make(
+        workdir,
+        {f"f{n:02}.txt": "retries\n" + "\n".join(filler(n)) + "\n" for n in range(1, 26)},
+    )
+
+
+def test_a_terminal_table_shows_the_best_20_and_says_how_many_more(
+    cli: RunCli, many_files: Path
+) -> None:
+    result = lexical(cli, QUERY, stdout_tty=True, no_color=True)
+    assert result.exit_code == 0
+    assert table_paths(result) == [f"f{n:02}.txt" for n in range(1, 21)]
+    assert result.stderr == "rerank: … 5 more; -k N or --all to see them\n"
+
+
+@pytest.mark.parametrize(("extra", "rows"), [(["-k", "22"], 22), (["--all"], 25), (["-k", "3"], 3)])
+def test_k_and_all_choose_how_many_rows_a_terminal_table_shows(
+    cli: RunCli, many_files: Path, extra: list[str], rows: int
+) -> None:
+    result = lexical(cli, QUERY, *extra, stdout_tty=True, no_color=True)
+    assert result.exit_code == 0
+    assert table_paths(result) == [f"f{n:02}.txt" for n in range(1, rows + 1)]
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("extra", "tty"),
+    [(["-o", "table"], False), (["-o", "jsonl"], True), (["-o", "plain"], True), ([], False)],
+)
+def test_pipes_and_other_formats_show_every_file(
+    cli: RunCli, many_files: Path, extra: list[str], tty: bool
+) -> None:
+    result = lexical(cli, QUERY, *extra, stdout_tty=tty, no_color=True)
+    assert result.exit_code == 0
+    shown = table_paths(result) if "table" in extra else result.stdout.decode().splitlines()
+    assert len(shown) == 25
+    assert "more" not in result.stderr
+
+
+def test_all_with_top_k_is_a_usage_error(cli: RunCli, many_files: Path) -> None:
+    result = lexical(cli, QUERY, "--all", "-k", "3", stdout_tty=True)
+    assert result.exit_code == 2
+    assert "--all and -k/--top-k" in result.stderr
+
+
+def test_the_best_chunk_is_shown_by_its_most_telling_line(cli: RunCli, workdir: Path) -> None:
+    make(
+        workdir,
+        {
+            # a chunk that opens on closing brackets; the words are in camelCase further on
+            "client.ts": "  )\n}\n\nconst timeout = 30;\nconst maxRetries = configureRetry(5);\n",
+            # no word of the query: the longest line with letters, not the "{" it opens on
+            "other.txt": "{\n  x\n  nothing relevant here at all\n}\n",
+        },
+    )
+    result = lexical(cli, QUERY, stdout_tty=True, no_color=True, width=120)
+    lines = result.stdout.decode().splitlines()[1:]
+    rows = {line.split()[2]: line.split(maxsplit=4)[4].rstrip() for line in lines}
+    assert rows == {
+        "client.ts": "const maxRetries = configureRetry(5);",
+        "other.txt": "nothing relevant here at all",
+    }
 
 
 @pytest.mark.parametrize("width", [50, 80])

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -9,17 +12,42 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rerank_cli.errors import UsageError
+from rerank_cli.errors import InputError, UsageError
 from rerank_cli.sources.walk import (
     DEFAULT_MAX_FILESIZE,
     SECRET_PATTERNS,
     FoundFile,
     WalkOptions,
     WalkReport,
+    check_paths,
     load,
     parse_size,
     walk,
 )
+
+RG = shutil.which("rg")
+# CI (.ci/run) sets RERANK_REQUIRE_TOOLS=1: a missing tool then fails these tests, not skips them.
+REQUIRE_TOOLS = os.environ.get("RERANK_REQUIRE_TOOLS") == "1"
+needs_rg = pytest.mark.skipif(
+    RG is None and not REQUIRE_TOOLS, reason="ripgrep not installed (apt-get install ripgrep)"
+)
+
+
+def git_repo(root: Path, tree: Mapping[str, str | bytes]) -> Path:
+    """A real git repository (``git init``) holding ``tree``."""
+    root.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    return make(root, tree)
+
+
+def rg_files(cwd: Path, *paths: str) -> list[str]:
+    """What ``rg --files [PATH …]`` lists, run in ``cwd``, sorted."""
+    assert RG is not None, "rg is not installed"
+    done = subprocess.run(
+        [RG, "--files", "--no-config", *paths], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    assert done.returncode in (0, 1), done.stderr  # 1: nothing listed
+    return sorted(done.stdout.splitlines())
 
 
 def make(root: Path, tree: Mapping[str, str | bytes]) -> Path:
@@ -156,6 +184,72 @@ def test_ignore_files_above_the_root_apply_up_to_the_repository_top(tmp_path: Pa
     ]
 
 
+# A repository whose top .gitignore ignores vendor/ (as pyenv's ignores /versions), with rules
+# of every shape that reach inside it: anchored, directory-only, ``**``, and a ``!`` deeper down.
+VENDORED = {
+    ".gitignore": "/vendor\n*.log\nvendor/lib/skipme/\n/vendor/lib/anchored.txt\n"
+    "vendor/**/deep.md\nbuild/\n",
+    "top.py": "",
+    "src/main.py": "",
+    "src/x.log": "",
+    "src/build/out.py": "",
+    "gen/.gitignore": "!build/\n",  # whitelists gen/build/, not what is in it: .h stays hidden
+    "gen/build/.h": "",
+    "gen/build/x.py": "",
+    "vendor/top.py": "",
+    "vendor/lib/.gitignore": "!keep.log\n",
+    "vendor/lib/a.py": "",
+    "vendor/lib/b.log": "",
+    "vendor/lib/keep.log": "",
+    "vendor/lib/anchored.txt": "",
+    "vendor/lib/sub/c.py": "",
+    "vendor/lib/sub/deep.md": "",
+    "vendor/lib/skipme/d.py": "",
+    "vendor/lib/build/e.py": "",
+}
+
+
+def test_a_directory_an_ancestor_ignores_is_walked_from_inside(tmp_path: Path) -> None:
+    repo = git_repo(tmp_path / "repo", VENDORED)
+    report = WalkReport()
+    expected = ["a.py", "keep.log", "sub/c.py"]  # rules from above still reach inside
+    assert found(repo / "vendor" / "lib", report=report) == expected
+    assert found(repo / "vendor" / "lib", ".") == [f"./{path}" for path in expected]
+    assert found(repo / "vendor", "lib") == [f"lib/{path}" for path in expected]
+    assert found(repo, "vendor") == [f"vendor/lib/{path}" for path in expected] + ["vendor/top.py"]
+    assert found(repo) == ["gen/build/x.py", "src/main.py", "top.py"]
+    # b.log, anchored.txt, skipme/, sub/deep.md, build/: all by the top .gitignore
+    assert (report.ignored, report.ignored_above) == (5, {str(repo / ".gitignore"): 5})
+
+
+@needs_rg
+@pytest.mark.parametrize("where", ["", "gen", "src", "vendor", "vendor/lib", "vendor/lib/sub"])
+def test_ignore_rules_from_above_are_those_of_ripgrep(tmp_path: Path, where: str) -> None:
+    repo = git_repo(tmp_path / "repo", VENDORED)
+    cwd = repo / where
+    assert found(cwd) == rg_files(cwd)
+    assert found(cwd, ".") == rg_files(cwd, ".")
+    assert found(cwd, str(cwd)) == rg_files(cwd, str(cwd))
+
+
+@pytest.mark.parametrize(
+    "regex",
+    [
+        r"^vendor(?:(?P<ps_d>/)|$)",  # pathspec 1.x's /vendor
+        r"^vendor(?:(?P<ps_d>/).*)?$",  # pathspec 0.12's
+    ],
+)
+def test_a_pattern_matches_a_path_itself_not_through_its_directory(regex: str) -> None:
+    from rerank_cli.sources.walk import _matches_itself
+
+    compiled = re.compile(regex)
+    assert _matches_itself(compiled, "vendor")
+    assert _matches_itself(compiled, "vendor/")
+    assert not _matches_itself(compiled, "vendor/lib/")
+    assert not _matches_itself(compiled, "vendor/lib/a.py")
+    assert _matches_itself(re.compile(r"^vendor/"), "vendor/lib/a.py")  # vendor/**
+
+
 def test_outside_a_repository_no_ignore_file_above_the_root_is_read(tmp_path: Path) -> None:
     make(tmp_path, {".gitignore": "*.tmp\n", "sub/a.tmp": ""})
     assert found(tmp_path / "sub") == ["a.tmp"]
@@ -230,6 +324,32 @@ def test_a_missing_path_is_warned_and_counted(tmp_path: Path) -> None:
     assert found(tmp_path, "missing", "ok.txt", report=report) == ["ok.txt"]
     assert report.unreadable == 1
     assert report.warnings == ["missing: cannot read (No such file or directory), skipped"]
+
+
+def test_check_paths_names_every_path_that_cannot_be_walked(tmp_path: Path) -> None:
+    make(tmp_path, {"ok.txt": "", "dir/a.txt": ""})
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        check_paths(["ok.txt", "dir", "."])
+        with pytest.raises(InputError) as raised:
+            check_paths(["srcc", "ok.txt", "ok.txt/x"])
+    finally:
+        os.chdir(cwd)
+    assert raised.value.message == (
+        "srcc: no such file or directory; ok.txt/x: no such file or directory"
+    )
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads everything")
+def test_check_paths_refuses_an_unreadable_directory(tmp_path: Path) -> None:
+    locked = make(tmp_path, {"locked/a.txt": ""}) / "locked"
+    locked.chmod(0)
+    try:
+        with pytest.raises(InputError, match="locked: permission denied"):
+            check_paths([str(locked)])
+    finally:
+        locked.chmod(0o755)
 
 
 SECRET_EXAMPLES = [

@@ -116,6 +116,15 @@ def files(
         ),
     ] = False,
     top_k: TopKOpt = None,
+    show_all: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Show every file: on a terminal the table shows the best 20 unless -k or "
+            "--all is given (pipes and other formats always get every file).",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
     min_score: MinScoreOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -149,6 +158,7 @@ def files(
         ),
         chunker=LineChunker(lines=chunk_lines, overlap=overlap),
         null=null,
+        show_all=show_all,
         **job_options(ctx, params),
     )
     raise typer.Exit(core.run(env, job))

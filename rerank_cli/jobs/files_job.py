@@ -25,6 +25,11 @@ class FilesJob(JobOptions):
     walk_options: walk.WalkOptions = field(default_factory=walk.WalkOptions)
     chunker: Chunker = field(default_factory=LineChunker)
     null: bool = False  # -0: NUL-terminated paths (output None: table on a terminal, else jsonl)
+    show_all: bool = False  # --all: no limit to the table on a terminal
+
+
+# A table on a terminal shows this many files unless -k or --all says otherwise.
+TERMINAL_ROWS = 20
 
 
 def output_format(env: Environment, job: FilesJob) -> str:
@@ -56,18 +61,37 @@ def _secrets_warning(session: Reranker) -> str:
     )
 
 
-def emit(env: Environment, null: bool, results: list[Result], fmt: str) -> None:
+def terminal_limit(env: Environment, job: FilesJob, fmt: str) -> int | None:
+    """How many files the output may show without being asked: a table on a terminal is
+    read, not piped, so it shows the best ``TERMINAL_ROWS``; anything else shows every file."""
+    if job.show_all and job.filters.top_k is not None:
+        raise UsageError("--all and -k/--top-k: give one of them")
+    if fmt != "table" or not env.stdout_isatty or job.show_all or job.filters.top_k is not None:
+        return None
+    return TERMINAL_ROWS
+
+
+def emit(
+    env: Environment, job: FilesJob, limit: int | None, results: list[Result], fmt: str
+) -> None:
     from rerank_cli.writers import WriteOptions
     from rerank_cli.writers import file_ranking as files_writer
 
-    options = WriteOptions(width=env.width, color=env.stdout_color, null=null)
-    files_writer.write(results, fmt, env.stdout, options)
+    more = 0
+    if limit is not None and len(results) > limit:
+        results, more = results[:limit], len(results) - limit
+    options = WriteOptions(width=env.width, color=env.stdout_color, null=job.null)
+    files_writer.write(results, fmt, env.stdout, options, query=job.query)
+    if more:
+        env.info(f"… {more} more; -k N or --all to see them")
 
 
 def run(env: Environment, job: FilesJob) -> ExitCode:
     fmt = output_format(env, job)
+    limit = terminal_limit(env, job, fmt)
     # Before the walk: a missing key or an insecure URL fails at once, not after a long walk.
     with execution.open_session(env, job) as session:
+        walk.check_paths(job.paths)  # a missing path is exit 2 before anything is sent
         if job.walk_options.include_secrets:
             env.warn(_secrets_warning(session))
         report = walk.WalkReport(on_warning=env.warn)
@@ -77,6 +101,8 @@ def run(env: Environment, job: FilesJob) -> ExitCode:
             skipped = report.summary(job.walk_options.max_filesize)
             env.info(f"{len(work.documents)} files, {len(work.units)} chunks; {skipped}")
         if not work.documents:
-            raise NothingToShow("no files to rank")
-        emit_files = partial(emit, env, job.null)
+            skipped = report.summary(job.walk_options.max_filesize)
+            why = "" if job.verbose or skipped == "skipped nothing" else f" ({skipped})"
+            raise NothingToShow(f"no files to rank{why}")
+        emit_files = partial(emit, env, job, limit)
         return execution.execute(env, session, job.query, work, job, emit_files, fmt)

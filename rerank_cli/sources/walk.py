@@ -9,6 +9,11 @@ Ignore semantics follow ripgrep's:
   pattern decides; across kinds ``.rerankignore`` beats ``.ignore`` beats ``.gitignore``. A
   ``!pattern`` re-includes (and un-hides) a path. Ignore files in the directories above a walk root
   apply too, up to the enclosing git repository's top (none if the root is not in a repository).
+* A pattern matches an entry's own path only, never through one of its directories: directories
+  that are ignored are simply not entered. So a rule from above applies to what lies below the
+  walked path as it would in a walk from the top (``/vendor/lib/a.py`` skips that file), but never
+  hides the walked path itself: ``/vendor`` ignores ``vendor``, yet ``rerank files q vendor/lib``
+  (or ``cd vendor/lib && rerank files q``) walks it, as ripgrep does.
 * ``-g/--glob`` patterns (gitignore syntax, relative to the walk root) override ignore files and
   the hidden rule: a match includes, a ``!`` match excludes, and when any including glob is given,
   files that match none are left out.
@@ -23,13 +28,14 @@ do not apply to them, but the secret list and the binary and size checks do.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from pathspec import GitIgnoreSpec
 
-from rerank_cli.errors import UsageError
+from rerank_cli.errors import InputError, UsageError
 
 # Highest precedence first.
 IGNORE_FILES = (".rerankignore", ".ignore", ".gitignore")
@@ -94,6 +100,10 @@ class WalkReport:
     loops: int = 0  # directory symlinks leading back to an ancestor
     empty: int = 0  # files with nothing but whitespace
     replaced: int = 0  # files with invalid UTF-8, decoded with U+FFFD
+    ignored: int = 0  # files or directories an ignore file rules out (not entered)
+    ignored_above: dict[str, int] = field(default_factory=dict)  # of those: file above → count
+    hidden: int = 0  # hidden files or directories (without --hidden)
+    unmatched: int = 0  # left out by -g/--glob
     warnings: list[str] = field(default_factory=list)
 
     def warn(self, message: str) -> None:
@@ -108,6 +118,9 @@ class WalkReport:
 
     def summary(self, max_filesize: int) -> str:
         parts = [
+            (self.ignored, "ignored" + self._above()),
+            (self.hidden, "hidden"),
+            (self.unmatched, "excluded by -g"),
             (self.binary, "binary"),
             (self.too_large, f"over {format_size(max_filesize)}"),
             (self.unreadable, "unreadable"),
@@ -121,6 +134,13 @@ class WalkReport:
         if self.replaced:
             text += f"; invalid UTF-8 replaced in {self.replaced}"
         return text
+
+    def _above(self) -> str:
+        """`` (2 by ../../.gitignore, above the walked path)``: rules the user may not see."""
+        if not self.ignored_above:
+            return ""
+        each = " and ".join(f"{n} by {_shown(path)}" for path, n in self.ignored_above.items())
+        return f" ({each}, above the walked path)"
 
 
 @dataclass(frozen=True)
@@ -137,15 +157,52 @@ class LoadedFile:
     text: str
 
 
-# One directory's ignore files: its absolute path and a spec per kind (None: no such file).
+# One directory's ignore files: its absolute path, a spec per kind (None: no such file), and
+# whether it lies above the walked path (its rules then apply to what the user may not expect).
 @dataclass(frozen=True)
 class _Layer:
     base: str
     specs: tuple[GitIgnoreSpec | None, ...]
+    above: bool = False
 
 
 def _spec(lines: Sequence[str]) -> GitIgnoreSpec:
     return GitIgnoreSpec.from_lines(lines)
+
+
+def _matches_itself(regex: re.Pattern[str], path: str) -> bool:
+    """Whether a compiled gitignore pattern matches ``path`` itself (a directory's with a
+    trailing ``/``), not merely one of its directories.
+
+    pathspec compiles a pattern so that it also matches everything below what it names:
+    ``/vendor`` becomes ``^vendor(?:(?P<ps_d>/)|$)`` (older versions: ``…(?:(?P<ps_d>/).*)?$``),
+    and a match whose ``ps_d`` slash is not the path's last character is a match of a directory
+    above. Patterns without that group (``vendor/**``, ``*``) match what they match."""
+    if "ps_d" not in regex.groupindex:
+        return regex.match(path) is not None
+    match = regex.fullmatch(path)
+    return match is not None and match.end("ps_d") in (-1, len(path))
+
+
+def _decide(spec: GitIgnoreSpec, path: str) -> bool | None:
+    """True: ``path`` is ignored; False: whitelisted by a ``!`` pattern; None: no pattern of
+    ``spec`` matches the path itself. The last matching pattern wins, as in git and ripgrep."""
+    if spec.check_file(path).include is None:  # the common case, in pathspec's own loop
+        return None
+    for pattern in reversed(spec.patterns):
+        regex = getattr(pattern, "regex", None)
+        if pattern.include is not None and regex is not None and _matches_itself(regex, path):
+            return bool(pattern.include)
+    return None
+
+
+def _shown(path: str) -> str:
+    """An ignore file's path as the user would type it from here."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive
+        return path
+    return relative if len(relative) <= len(path) else path
 
 
 def _relative(base: str, absolute: str) -> str:
@@ -171,40 +228,52 @@ class Walker:
             return False
         return bool(self.secrets.check_file(name + "/" if is_dir else name).include)
 
-    def _ignored(self, layers: Sequence[_Layer], absolute: str, is_dir: bool) -> bool | None:
-        """True: ignored; False: whitelisted by a ``!`` pattern; None: no ignore file says."""
-        for kind in range(len(IGNORE_FILES)):
+    def _ignored(
+        self, layers: Sequence[_Layer], absolute: str, is_dir: bool
+    ) -> tuple[bool | None, str | None]:
+        """(True: ignored, False: whitelisted by a ``!`` pattern, None: no ignore file says;
+        the deciding ignore file when it lies above the walked path)."""
+        for kind, name in enumerate(IGNORE_FILES):
             for layer in reversed(layers):  # deepest first
                 spec = layer.specs[kind]
                 if spec is None:
                     continue
                 relative = _relative(layer.base, absolute)
-                result = spec.check_file(relative + "/" if is_dir else relative)
-                if result.include is not None:
-                    return result.include
-        return None
+                decision = _decide(spec, relative + "/" if is_dir else relative)
+                if decision is not None:
+                    return decision, os.path.join(layer.base, name) if layer.above else None
+        return None, None
 
     def _selected(
         self, layers: Sequence[_Layer], absolute: str, relative: str, name: str, is_dir: bool
     ) -> bool:
+        """Whether the entry passes the glob, ignore and hidden rules (a skip is counted)."""
+        report = self.report
         whitelisted = False
         if self.overrides is not None:
             result = self.overrides.check_file(relative + "/" if is_dir else relative)
-            if result.include is False:
-                return False
-            if result.include is None and self.whitelisting and not is_dir:
+            if result.include is False or (
+                result.include is None and self.whitelisting and not is_dir
+            ):
+                report.unmatched += 1
                 return False
             whitelisted = bool(result.include)
         if not whitelisted and not self.options.no_ignore:
-            ignored = self._ignored(layers, absolute, is_dir)
+            ignored, above = self._ignored(layers, absolute, is_dir)
             if ignored:
+                report.ignored += 1
+                if above is not None:
+                    report.ignored_above[above] = report.ignored_above.get(above, 0) + 1
                 return False
             whitelisted = ignored is False
-        return whitelisted or self.options.hidden or not name.startswith(".")
+        if whitelisted or self.options.hidden or not name.startswith("."):
+            return True
+        report.hidden += 1
+        return False
 
     # -- ignore files -------------------------------------------------------------------------
 
-    def _layer(self, directory: str) -> _Layer | None:
+    def _layer(self, directory: str, above: bool = False) -> _Layer | None:
         specs: list[GitIgnoreSpec | None] = []
         for name in IGNORE_FILES:
             path = os.path.join(directory, name)
@@ -217,7 +286,7 @@ class Walker:
                 if os.path.lexists(path):
                     self.report.warn(f"{path}: cannot read ignore file ({error.strerror})")
                 specs.append(None)
-        return _Layer(directory, tuple(specs)) if any(specs) else None
+        return _Layer(directory, tuple(specs), above) if any(specs) else None
 
     def _ancestor_layers(self, root: str) -> list[_Layer]:
         """Ignore files above ``root``, up to the top of the git repository that holds it (as
@@ -232,7 +301,7 @@ class Walker:
                 return []  # the file system's root, and no repository on the way
             chain.append(parent)
             current = parent
-        layers = (self._layer(directory) for directory in reversed(chain))
+        layers = (self._layer(directory, above=True) for directory in reversed(chain))
         return [layer for layer in layers if layer is not None]
 
     # -- the walk -----------------------------------------------------------------------------
@@ -351,6 +420,38 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
+def check_paths(paths: Sequence[str]) -> None:
+    """Refuse, before anything is read or sent, paths given on the command line that do not
+    exist or cannot be read (``InputError``, exit 2): a typo must not rank (and bill) the other
+    paths as if it were the whole request. Each is named, in the order given."""
+    problems: list[str] = []
+    for given in paths:
+        problem = _path_problem(given)
+        if problem is not None:
+            problems.append(f"{os.fsencode(given).decode('utf-8', 'replace')}: {problem}")
+    if problems:
+        raise InputError("; ".join(problems))
+
+
+def _path_problem(given: str) -> str | None:
+    try:
+        info = os.stat(given)
+        if stat.S_ISDIR(info.st_mode):
+            with os.scandir(given):
+                pass
+        elif stat.S_ISREG(info.st_mode):  # opening a regular file never blocks
+            with open(given, "rb"):
+                pass
+    except (FileNotFoundError, NotADirectoryError):
+        # A broken symlink too: there is nothing at the end of it.
+        return "no such file or directory"
+    except PermissionError:
+        return "permission denied"
+    except OSError as error:
+        return f"cannot read ({error.strerror or type(error).__name__})"
+    return None
+
+
 def walk(paths: Sequence[str], options: WalkOptions, report: WalkReport) -> Iterator[FoundFile]:
     """The files under ``paths`` (default ``.``) that pass every rule, in sorted order."""
     return Walker(options, report).walk(paths)
@@ -395,6 +496,7 @@ __all__ = [
     "LoadedFile",
     "WalkOptions",
     "WalkReport",
+    "check_paths",
     "load",
     "parse_size",
     "walk",

@@ -7,6 +7,8 @@ bytes back exactly (for ``xargs -0``), the text formats show undecodable bytes a
 from __future__ import annotations
 
 import os
+import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
@@ -40,12 +42,48 @@ def line_range(result: Result) -> tuple[int | None, int | None]:
     return (None, None) if chunk is None else (chunk.start_line, chunk.end_line)
 
 
-def first_line(text: str) -> str:
-    """The best chunk's first non-blank line, stripped: a chunk often opens on a blank line."""
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def _words(line: str) -> set[str]:
+    """A line's words as the lexical engine sees them (lower case, common words dropped,
+    endings stripped), with ``camelCase`` and ``snake_case`` names split into theirs."""
+    from rerank_cli.engines.lexical import tokenize
+
+    return set(tokenize(_CAMEL.sub(" ", line)))
+
+
+def _same_word(term: str, word: str) -> bool:
+    """``config`` meets ``configured``: one a prefix of the other, the shorter of 4+ letters."""
+    if term == word:
+        return True
+    short, long = sorted((term, word), key=len)
+    return len(short) >= 4 and long.startswith(short)
+
+
+def telling_line(text: str, query: str) -> str:
+    """The best chunk's most telling line, stripped, for the table: the line that shares the
+    most words with the query (words rarer in the chunk break a tie, then the earlier line
+    wins); if none shares a word, the longest line with letters in it (not a lone ``)`` or
+    ``{``); else the first non-blank line."""
+    lines = [stripped for line in text.splitlines() if (stripped := line.strip())]
+    if not lines:
+        return ""
+    terms = _words(query)
+    if terms:
+        shared = [
+            {term for term in terms if any(_same_word(term, word) for word in words)}
+            for words in map(_words, lines)
+        ]
+        spread = Counter(term for found in shared for term in found)
+        best = max(
+            range(len(lines)),
+            key=lambda i: (len(shared[i]), sum(1 / spread[term] for term in shared[i]), -i),
+        )
+        if shared[best]:
+            return lines[best]
+    worded = [line for line in lines if any(char.isalpha() for char in line)]
+    return max(worded, key=len) if worded else lines[0]
 
 
 def record(result: Result) -> dict[str, Any]:
@@ -106,7 +144,9 @@ def _widths(rows: Sequence[tuple[str, str, str, str, str]], width: int) -> tuple
     return path, max(available - path, 1)
 
 
-def write_table(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
+def write_table(
+    results: Sequence[Result], out: IO[bytes], options: WriteOptions, query: str = ""
+) -> None:
     from rich.table import Table
     from rich.text import Text
 
@@ -116,7 +156,7 @@ def write_table(results: Sequence[Result], out: IO[bytes], options: WriteOptions
             f"{result.score:.4f}",
             path_text(path_of(result)),
             lines_label(result),
-            first_line(best_text(result)),
+            telling_line(best_text(result), query),
         )
         for result in results
     ]
@@ -141,6 +181,13 @@ _WRITERS: dict[str, Callable[[Sequence[Result], IO[bytes], WriteOptions], None]]
 }
 
 
-def write(results: Sequence[Result], fmt: str, out: IO[bytes], options: WriteOptions) -> None:
-    _WRITERS[fmt](results, out, options)
+def write(
+    results: Sequence[Result], fmt: str, out: IO[bytes], options: WriteOptions, query: str = ""
+) -> None:
+    """Write ``results`` in ``fmt``; the table shows each best chunk's line most telling of
+    ``query``."""
+    if fmt == "table":
+        write_table(results, out, options, query)
+    else:
+        _WRITERS[fmt](results, out, options)
     out.flush()
