@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import orjson
 
 from rerank_cli.core.documents import Document
-from rerank_cli.errors import UsageError
+from rerank_cli.errors import InputError, UsageError
 from rerank_cli.sources import grep, jsonish, lines, nul, paragraphs, rg_json
 from rerank_cli.sources.records import (
     Reader,
@@ -18,7 +18,12 @@ from rerank_cli.sources.records import (
     strip_bom,
 )
 
-__all__ = ["FORMATS", "ReadOptions", "ReadReport", "detect", "read"]
+__all__ = ["FORMATS", "ReadOptions", "ReadReport", "detect", "is_binary", "read"]
+
+BINARY_WINDOW = 8192  # a NUL byte in the first 8 KB makes an input binary, as for grep and rg
+# Formats whose input may hold NUL bytes by design: -0 records are NUL-separated, and rg --json
+# carries a binary file's bytes as base64 (never a raw NUL).
+NUL_FORMATS = frozenset({"nul", "rg-json"})
 
 FORMATS: dict[str, Reader] = {
     "lines": lines.read,
@@ -67,4 +72,20 @@ def read(data: bytes, name: str, options: ReadOptions, report: ReadReport) -> It
         reader = FORMATS[fmt]
     except KeyError:
         raise UsageError(f"unknown input format {fmt!r}") from None
+    if fmt not in NUL_FORMATS and is_binary(data, fmt):
+        # Nothing of it is sent: a binary file read as lines is hundreds of garbage documents.
+        raise InputError(
+            "binary file (a NUL byte in the first 8 KB); for NUL-separated records use -0", name
+        )
     return reader(data, name, options, report)
+
+
+def is_binary(data: bytes, fmt: str) -> bool:
+    """A NUL byte in the first 8 KB. For ``grep``, a NUL that ends a line's path (``grep -Z``,
+    ``rg -0``: one per line, after a non-empty path) is the format's own."""
+    window = data[:BINARY_WINDOW]
+    if b"\0" not in window:
+        return False
+    if fmt != "grep":
+        return True
+    return any(line.count(b"\0") > 1 or line.startswith(b"\0") for line in window.split(b"\n"))

@@ -1,0 +1,89 @@
+"""What is read is what the user meant, through the real entry point against the loopback
+server: binary input is refused, blank documents are never sent, a first line starting with
+``{`` means JSON lines, messages speak JSON's words, the table shows ids and pads no line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.conftest import RunCli
+from tests.server import RerankServer
+
+LEX = ("--engine", "lexical")
+BINARY = b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03\x00>\x00\nlibc.so.6\n"
+BINARY_MESSAGE = "binary file (a NUL byte in the first 8 KB); for NUL-separated records use -0"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def sent(server: RerankServer) -> list[str]:
+    return [text for request in server.rerank_requests for text in request.documents]
+
+
+# --- Binary input ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["auto", "lines", "jsonl", "json", "grep", "paragraphs"])
+def test_a_binary_file_is_refused_and_nothing_is_sent(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path, fmt: str
+) -> None:
+    path = tmp_path / "ls"
+    path.write_bytes(BINARY * 50)
+    result = api_cli("q", "an argument", "-i", str(path), "-F", fmt)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [f"rerank: error: {path}: {BINARY_MESSAGE}"]
+    assert result.stdout == b""
+    assert server.requests == []
+
+
+def test_binary_stdin_is_refused_even_with_skip_invalid(
+    api_cli: RunCli, server: RerankServer
+) -> None:
+    result = api_cli("q", "--skip-invalid", stdin=BINARY)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [f"rerank: error: <stdin>: {BINARY_MESSAGE}"]
+    assert server.requests == []
+
+
+def test_a_real_executable_is_refused(api_cli: RunCli, server: RerankServer) -> None:
+    executable = Path("/bin/ls")
+    if not executable.is_file():
+        pytest.skip("no /bin/ls")
+    result = api_cli("q", "-i", str(executable))
+    assert (result.exit_code, result.stderr) == (2, f"rerank: error: /bin/ls: {BINARY_MESSAGE}\n")
+    assert server.requests == []
+
+
+def test_a_nul_after_the_first_8_kb_is_text(api_cli: RunCli, server: RerankServer) -> None:
+    data = b"paris\n" * 1400 + b"late \x00 nul\n"  # 8,400 bytes before the NUL
+    result = api_cli("q", "-o", "jsonl", stdin=data)
+    assert result.exit_code == 0
+    assert "late \x00 nul" in sent(server)
+
+
+def test_nul_separated_input_and_rg_json_are_not_binary(
+    api_cli: RunCli, server: RerankServer
+) -> None:
+    assert api_cli("q", "-0", stdin=b"one\x00two\x00").exit_code == 0
+    assert sent(server) == ["one", "two"]
+    event = {"type": "match", "data": {"path": {"text": "a.txt"}, "lines": {"text": "three\n"}}}
+    rg = orjson.dumps(event) + b"\n" + b"\x00stray\n"  # rg never writes a raw NUL: invalid
+    result = api_cli("q", "--skip-invalid", stdin=rg)
+    assert result.exit_code == 0, result.stderr
+    assert "not an rg --json event (skipped)" in result.stderr
+    assert sent(server)[-1] == "three"
+
+
+def test_grep_z_output_is_not_binary(cli: RunCli, tmp_path: Path) -> None:
+    """``grep -Z``/``rg -0`` end each path with a NUL: that NUL belongs to the format."""
+    (tmp_path / "a.py").write_text("password = 'x'\nother\n")
+    data = b"a.py\x001:password = 'x'\na.py\x002:other\n"
+    for args in (("--grep",), ()):  # explicit, and detected
+        result = cli("password", *args, *LEX, "--grep-root", str(tmp_path), stdin=data)
+        assert result.exit_code == 0, result.stderr
+        assert [r["text"] for r in result.records()] == ["password = 'x'", "other"]
+    binary = cli("q", "--grep", *LEX, stdin=b"a.py\x001:x\x00y\n")  # a second NUL on a line
+    assert binary.exit_code == 2 and BINARY_MESSAGE in binary.stderr
