@@ -87,3 +87,52 @@ def test_grep_z_output_is_not_binary(cli: RunCli, tmp_path: Path) -> None:
         assert [r["text"] for r in result.records()] == ["password = 'x'", "other"]
     binary = cli("q", "--grep", *LEX, stdin=b"a.py\x001:x\x00y\n")  # a second NUL on a line
     assert binary.exit_code == 2 and BINARY_MESSAGE in binary.stderr
+
+
+# --- Blank documents --------------------------------------------------------------------------
+
+
+def test_blank_arguments_are_skipped_counted_and_not_numbered(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    stats = tmp_path / "stats.json"
+    result = api_cli("paris", "", "paris", "  \t ", "bananas", "-v", "--stats", str(stats))
+    assert result.exit_code == 0, result.stderr
+    assert sent(server) == ["paris", "bananas"]
+    assert {r["text"]: r["index"] for r in result.records()} == {"paris": 0, "bananas": 1}
+    assert "2 skipped" in result.stderr
+    assert orjson.loads(stats.read_bytes())["skipped"] == 2
+
+
+def test_only_blank_arguments_is_nothing_to_rank(api_cli: RunCli, server: RerankServer) -> None:
+    result = api_cli("q", "", " ")
+    assert result.exit_code == 1
+    assert "no documents to rank" in result.stderr
+    assert server.requests == []
+
+
+def test_blank_json_lines_values_are_skipped_and_counted(
+    api_cli: RunCli, server: RerankServer
+) -> None:
+    data = b'{"text": ""}\n"   "\n{"text": "paris", "id": 1}\n{"body": "\\n\\t"}\n"bananas"\n'
+    result = api_cli("paris", "-v", stdin=data)
+    assert result.exit_code == 0, result.stderr
+    assert sent(server) == ["paris", "bananas"]
+    records = result.records()
+    assert [(r["text"], r["index"], r["source"]["line"]) for r in records] == [
+        ("paris", 0, 3),
+        ("bananas", 1, 5),
+    ]
+    assert "3 skipped" in result.stderr
+
+
+def test_blank_json_array_elements_are_skipped(api_cli: RunCli, server: RerankServer) -> None:
+    data = b'["", {"content": " "}, "paris", {"text": "bananas"}]'
+    result = api_cli("paris", "--field", "content", "-F", "json", stdin=data)
+    assert result.exit_code == 2  # {"text": "bananas"} has no content field
+    assert server.requests == []
+    result = api_cli("paris", "-v", stdin=b'["", {"text": " "}, "paris", {"text": "bananas"}]')
+    assert result.exit_code == 0, result.stderr
+    assert sent(server) == ["paris", "bananas"]
+    assert sorted(r["index"] for r in result.records()) == [0, 1]
+    assert "2 skipped" in result.stderr

@@ -15,6 +15,7 @@ from rerank_cli.sources.records import (
     ReadReport,
     chomp,
     handle_invalid,
+    is_blank,
     split_lines,
     strip_bom,
 )
@@ -58,8 +59,11 @@ def text_of(value: Any, options: ReadOptions) -> str:
     raise ValueError(f"field {where!r} is {type(text).__name__}, not a string")
 
 
-def _document(value: Any, raw: bytes, source: Source, options: ReadOptions) -> Document:
+def _document(value: Any, raw: bytes, source: Source, options: ReadOptions) -> Document | None:
+    """The record's document, or ``None`` when its text is blank."""
     text = text_of(value, options)
+    if is_blank(text):
+        return None
     doc_id = None
     if options.id_field and isinstance(value, dict):
         found = lookup(value, options.id_field)
@@ -91,9 +95,14 @@ def read_jsonl(
             handle_invalid(error_, options, report)
             continue
         try:
-            yield _document(value, raw, Source(name, number), options)
+            document = _document(value, raw, Source(name, number), options)
         except ValueError as error:
             handle_invalid(InputError(str(error), name, number), options, report)
+            continue
+        if document is None:
+            report.skip_blank()
+        else:
+            yield document
 
 
 def read_json(
@@ -110,6 +119,11 @@ def read_json(
     for position, value in enumerate(values):
         source = Source(name, None)  # elements of one array have no line of their own
         try:
-            yield _document(value, orjson.dumps(value) + b"\n", source, options)
+            document = _document(value, orjson.dumps(value) + b"\n", source, options)
         except ValueError as error:
             handle_invalid(InputError(f"element {position}: {error}", name), options, report)
+            continue
+        if document is None:
+            report.skip_blank()
+        else:
+            yield document
