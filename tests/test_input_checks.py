@@ -136,3 +136,44 @@ def test_blank_json_array_elements_are_skipped(api_cli: RunCli, server: RerankSe
     assert sent(server) == ["paris", "bananas"]
     assert sorted(r["index"] for r in result.records()) == [0, 1]
     assert "2 skipped" in result.stderr
+
+
+# --- JSON lines detection ---------------------------------------------------------------------
+
+
+def test_an_invalid_first_json_line_is_an_error_not_plain_lines(
+    api_cli: RunCli, server: RerankServer
+) -> None:
+    data = b'{"text": "a",}\n{"text": "b"}\n{"text": "c"}\n'
+    result = api_cli("q", stdin=data)
+    assert result.exit_code == 2
+    assert re.fullmatch(r"rerank: error: <stdin>:1: invalid JSON \(.+\)\n", result.stderr)
+    assert server.requests == []
+    skipped = api_cli("q", "--skip-invalid", "-v", stdin=data)
+    assert skipped.exit_code == 0
+    assert sent(server) == ["b", "c"]
+    assert "<stdin>:1: invalid JSON" in skipped.stderr and "1 skipped" in skipped.stderr
+
+
+def test_json_lines_of_bare_strings_are_read_as_json(api_cli: RunCli, server: RerankServer) -> None:
+    data = b'"caf\\u00e9 \\"au lait\\""\n\n"line\\nbreak"\n'
+    result = api_cli("q", stdin=data)
+    assert result.exit_code == 0, result.stderr
+    assert sent(server) == ['café "au lait"', "line\nbreak"]
+    assert sorted(r["source"]["line"] for r in result.records()) == [1, 3]
+
+
+def test_quoted_text_stays_lines(api_cli: RunCli, server: RerankServer) -> None:
+    data = b'"To be, or not to be," he said.\n"quoted"\n'
+    assert api_cli("q", stdin=data).exit_code == 0
+    assert sent(server) == ['"To be, or not to be," he said.', '"quoted"']
+
+
+def test_rg_json_events_are_still_detected(api_cli: RunCli, server: RerankServer) -> None:
+    begin = {"type": "begin", "data": {"path": {"text": "a.txt"}}}
+    match = {"type": "match", "data": {"path": {"text": "a.txt"}, "lines": {"text": "hit\n"}}}
+    data = orjson.dumps(begin) + b"\n" + orjson.dumps(match) + b"\n"
+    result = api_cli("q", stdin=data)
+    assert result.exit_code == 0, result.stderr
+    assert sent(server) == ["hit"]
+    assert result.records()[0]["path"] == "a.txt"

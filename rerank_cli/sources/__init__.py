@@ -20,6 +20,7 @@ from rerank_cli.sources.records import (
 
 __all__ = ["FORMATS", "ReadOptions", "ReadReport", "detect", "is_binary", "read"]
 
+SAMPLE_LINES = 50  # what auto-detection reads of an input: its first non-blank lines
 BINARY_WINDOW = 8192  # a NUL byte in the first 8 KB makes an input binary, as for grep and rg
 # Formats whose input may hold NUL bytes by design: -0 records are NUL-separated, and rg --json
 # carries a binary file's bytes as base64 (never a raw NUL).
@@ -37,9 +38,11 @@ FORMATS: dict[str, Reader] = {
 
 
 def detect(data: bytes, grep_root: str | None = None) -> str:
-    """``json`` if the input starts with ``[``; if its first non-blank line is a JSON object,
-    ``rg-json`` when that is an ``rg --json`` event, else ``jsonl``; ``grep`` when most of the
-    first lines are ``path:line:text`` with the path a file on disk; else ``lines``."""
+    """``json`` if the input starts with ``[``; if its first non-blank line starts with ``{``,
+    ``rg-json`` when that is an ``rg --json`` event, else ``jsonl`` (valid or not: a broken first
+    line is reported as such, not read as text); ``jsonl`` too when every one of the first
+    non-blank lines is a JSON string (or object); ``grep`` when most of the first lines are
+    ``path:line:text`` with the path a file on disk; else ``lines``."""
     head = strip_bom(data).lstrip()
     if head.startswith(b"[") and _looks_like_json_array(head):
         return "json"
@@ -50,13 +53,33 @@ def detect(data: bytes, grep_root: str | None = None) -> str:
         if line.startswith(b"{"):
             try:
                 value = orjson.loads(line)
-                if rg_json.is_event(value):
-                    return "rg-json"
-                return "jsonl" if isinstance(value, dict) else "lines"
             except orjson.JSONDecodeError:
-                return "lines"
+                return "jsonl"
+            return "rg-json" if rg_json.is_event(value) else "jsonl"
+        if line.startswith(b'"') and _json_strings(head):
+            return "jsonl"
         return "grep" if grep.looks_like_grep(head, grep_root) else "lines"
     return "lines"
+
+
+def _json_strings(head: bytes, sample: int = SAMPLE_LINES) -> bool:
+    """Every one of the first ``sample`` non-blank lines is a JSON string or object: JSON lines
+    of bare strings. A quotation in text (``"To be," he said``) is not one."""
+    seen = 0
+    for _, raw in split_lines(head):
+        line = chomp(raw).strip()
+        if not line:
+            continue
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return False
+        if not isinstance(value, (str, dict)):
+            return False
+        seen += 1
+        if seen == sample:
+            break
+    return True
 
 
 def _looks_like_json_array(head: bytes) -> bool:
