@@ -177,3 +177,35 @@ def test_rg_json_events_are_still_detected(api_cli: RunCli, server: RerankServer
     assert result.exit_code == 0, result.stderr
     assert sent(server) == ["hit"]
     assert result.records()[0]["path"] == "a.txt"
+
+
+# --- Messages in JSON's words -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b'{"text": null}', "<stdin>:2: text is null (expected a string)"),
+        (b'{"text": {"en": "a"}}', "<stdin>:2: text is an object (expected a string)"),
+        (b'{"text": ["a"]}', "<stdin>:2: text is a list (expected a string)"),
+        (b'{"text": false}', "<stdin>:2: text is a boolean (expected a string)"),
+        (b'{"m": {"b": null}}', "<stdin>:2: m.b is null (expected a string)"),
+        (b"17", "<stdin>:2: the record is a number (expected an object or a string)"),
+    ],
+)
+def test_unusable_text_is_named_in_json_words(
+    api_cli: RunCli, server: RerankServer, line: bytes, message: str
+) -> None:
+    field = ("--field", "m.b") if b'"m"' in line else ()
+    first = b'{"m": {"b": "ok"}}' if field else b'{"text": "ok"}'
+    result = api_cli("q", *field, "-F", "jsonl", stdin=first + b"\n" + line + b"\n")
+    assert result.exit_code == 2
+    assert result.stderr == f"rerank: error: {message}\n"
+    assert server.requests == []
+
+
+def test_json_array_element_messages(api_cli: RunCli, server: RerankServer) -> None:
+    result = api_cli("q", stdin=b'["ok", {"text": null}]')
+    assert result.exit_code == 2
+    assert result.stderr == "rerank: error: <stdin>: element 1: text is null (expected a string)\n"
+    assert server.requests == []

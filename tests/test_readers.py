@@ -86,15 +86,19 @@ def test_skip_invalid_counts_and_warns() -> None:
 @pytest.mark.parametrize(
     ("line", "reason"),
     [
-        (b'{"text": null}', "field 'text' is NoneType"),
-        (b'{"text": ["a"]}', "field 'text' is list"),
-        (b"[1, 2]", "expected an object or a string"),
-        (b"42", "expected an object or a string"),
+        (b'{"text": null}', "in.txt:1: text is null (expected a string)"),
+        (b'{"text": ["a"]}', "in.txt:1: text is a list (expected a string)"),
+        (b'{"text": {"a": 1}}', "in.txt:1: text is an object (expected a string)"),
+        (b'{"text": true}', "in.txt:1: text is a boolean (expected a string)"),
+        (b"[1, 2]", "in.txt:1: the record is a list (expected an object or a string)"),
+        (b"42", "in.txt:1: the record is a number (expected an object or a string)"),
+        (b"null", "in.txt:1: the record is null (expected an object or a string)"),
     ],
 )
 def test_jsonl_records_without_usable_text(line: bytes, reason: str) -> None:
-    with pytest.raises(InputError, match=reason):
+    with pytest.raises(InputError) as caught:
         docs(line + b"\n", format="jsonl")
+    assert caught.value.message == reason
 
 
 def test_missing_chosen_field() -> None:
