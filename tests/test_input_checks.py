@@ -209,3 +209,44 @@ def test_json_array_element_messages(api_cli: RunCli, server: RerankServer) -> N
     assert result.exit_code == 2
     assert result.stderr == "rerank: error: <stdin>: element 1: text is null (expected a string)\n"
     assert server.requests == []
+
+
+# --- The table: ids, and no trailing spaces ---------------------------------------------------
+
+TICKETS = (
+    b'{"id": "T-17", "text": "refund for a broken kettle"}\n'
+    b'{"id": 42, "text": "password reset"}\n'
+    b'{"text": "refund policy for gifts"}\n'
+)
+
+
+def test_table_shows_ids_when_asked(cli: RunCli) -> None:
+    result = cli("refund", "--id-field", "id", "-o", "table", *LEX, stdin=TICKETS)
+    assert result.exit_code == 0, result.stderr
+    rows = [line.split() for line in result.text.splitlines()]
+    assert rows[0] == ["#", "score", "id", "text", "source"]
+    by_id = {row[2]: row for row in rows[1:] if row[2] in ("T-17", "42")}
+    assert by_id["T-17"][3:7] == ["refund", "for", "a", "broken"]
+    assert by_id["42"][3:5] == ["password", "reset"]
+    without = cli("refund", "-o", "table", *LEX, stdin=TICKETS)
+    assert without.text.split()[:4] == ["#", "score", "text", "source"]
+
+
+def test_table_lines_have_no_trailing_spaces_in_a_pipe(cli: RunCli) -> None:
+    args = ("refund", "--id-field", "id", "-o", "table", *LEX)
+    piped = cli(*args, stdin=TICKETS).text
+    assert piped.endswith("\n")
+    assert all(line == line.rstrip() for line in piped.splitlines())
+    assert sum(1 for line in piped.splitlines() if "refund" in line) == 2
+    # A terminal shows the same characters (the colour codes stay; only invisible padding went).
+    coloured = cli(*args, stdin=TICKETS, stdout_tty=True).text
+    assert "\x1b[" in coloured
+    visible = [ANSI.sub("", line) for line in coloured.splitlines()]
+    assert [line.rstrip() for line in visible] == piped.splitlines()
+
+
+def test_forced_colour_in_a_pipe_pads_no_line_either(cli: RunCli) -> None:
+    args = ("refund", "--id-field", "id", "-o", "table", "--color", "always", *LEX)
+    coloured = cli(*args, stdin=TICKETS).text
+    assert "\x1b[" in coloured
+    assert all(not ANSI.sub("", line).endswith(" ") for line in coloured.splitlines())
