@@ -628,16 +628,34 @@ def as_documents(documents: Iterable[DocumentLike], field: str | None = None) ->
         elif isinstance(item, Mapping):
             record = dict(item)
             try:
-                text = text_of(record, options)
+                text = text_of(record, options, python_kind)
             except ValueError as error:
                 raise UsageError(f"document {number}: {error}") from None
             converted.append(Document(text=text, raw=b"", record=record))
         else:
             raise UsageError(
-                f"document {number} is {type(item).__name__}: expected a string, a dict or a "
-                "Document"
+                f"document {number} is {python_kind(item)} (expected a string, a dict or a "
+                "Document)"
             )
     return converted
+
+
+def python_kind(value: object) -> str:
+    """A value's kind in words, for the Python API's messages: ``None``, ``a number``,
+    ``a list``, ``a dict`` — never a bare type name such as ``NoneType``."""
+    if value is None:
+        return "None"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, (bytes, bytearray)):
+        return "bytes (decode them to a string)"
+    if isinstance(value, Mapping):
+        return "a dict"
+    if isinstance(value, (list, tuple)):
+        return "a list" if isinstance(value, list) else "a tuple"
+    return f"a {type(value).__name__} object"
 
 
 def _numbered(documents: Iterable[Document]) -> list[Document]:

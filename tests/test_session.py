@@ -353,7 +353,10 @@ def test_an_error_from_the_api_never_carries_the_key(server: RerankServer) -> No
         ({"top_k": "2"}, "top_k must be a whole number ≥ 1, got '2'"),
         ({"min_score": "x"}, "min_score must be a finite number, got 'x'"),
         ({"min_score": float("nan")}, "min_score must be a finite number, got nan"),
-        ({"documents": [3]}, "document 0 is int: expected a string, a dict or a Document"),
+        ({"documents": [3]}, "document 0 is a number (expected a string, a dict or a Document)"),
+        ({"documents": [None]}, "document 0 is None (expected a string, a dict or a Document)"),
+        ({"documents": [{"text": None}]}, "document 0: text is None (expected a string)"),
+        ({"documents": [{"text": {}}]}, "document 0: text is a dict (expected a string)"),
     ],
 )
 @pytest.mark.usefixtures("user_env")

@@ -74,3 +74,15 @@ def test_table_keeps_the_end_of_a_long_source() -> None:
     out = io.BytesIO()
     write([Result(1, 0.5, doc)], "table", out, WriteOptions(width=120))
     assert "file.py:12" in out.getvalue().decode()
+
+
+@pytest.mark.parametrize("width", [40, 80, 200])
+def test_table_with_ids_fits_the_width(width: int) -> None:
+    long = Document(text="word " * 100, raw=b"", source=Source("a/b.txt", 12), id="t-" + "x" * 40)
+    short = Document(text="hi", raw=b"", id={"n": 1})
+    out = io.BytesIO()
+    write([Result(1, 0.5, long), Result(2, 0.25, short)], "table", out, WriteOptions(width=width))
+    lines = out.getvalue().decode().splitlines()
+    assert lines[0].split() == ["#", "score", "id", "text", "source"]
+    assert all(len(line) <= width and line == line.rstrip() for line in lines)
+    assert "a/b.txt:12" in lines[1] and "t-x" in lines[1] and '{"n' in lines[2]

@@ -14,6 +14,7 @@ from rerank_cli import writers
 from rerank_cli.core.documents import Document, Result
 from rerank_cli.errors import ExitCode, InputError, NothingToShow, UsageError
 from rerank_cli.jobs.execution import JobOptions, execute, open_session, output_format
+from rerank_cli.sources.records import is_blank
 from rerank_cli.terminal import Environment
 
 STDIN_NAME = "<stdin>"
@@ -50,6 +51,9 @@ def documents(env: Environment, job: RankJob, report: readers.ReadReport) -> Ite
     """Every document, in input order: arguments first, then each input (read as it is
     reached)."""
     for text in job.arguments:
+        if is_blank(text):
+            report.skip_blank()  # an empty or blank argument is never sent, as blank lines
+            continue
         # Python hands over undecodable argv bytes as lone surrogates: keep the bytes for
         # plain output, score the text with U+FFFD, as for files.
         raw = text.encode("utf-8", errors="surrogateescape")

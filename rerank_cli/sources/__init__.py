@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import orjson
 
 from rerank_cli.core.documents import Document
-from rerank_cli.errors import UsageError
+from rerank_cli.errors import InputError, UsageError
 from rerank_cli.sources import grep, jsonish, lines, nul, paragraphs, rg_json
 from rerank_cli.sources.records import (
     Reader,
@@ -18,7 +18,13 @@ from rerank_cli.sources.records import (
     strip_bom,
 )
 
-__all__ = ["FORMATS", "ReadOptions", "ReadReport", "detect", "read"]
+__all__ = ["FORMATS", "ReadOptions", "ReadReport", "detect", "is_binary", "read"]
+
+SAMPLE_LINES = 50  # what auto-detection reads of an input: its first non-blank lines
+BINARY_WINDOW = 8192  # a NUL byte in the first 8 KB makes an input binary, as for grep and rg
+# Formats whose input may hold NUL bytes by design: -0 records are NUL-separated, and rg --json
+# carries a binary file's bytes as base64 (never a raw NUL).
+NUL_FORMATS = frozenset({"nul", "rg-json"})
 
 FORMATS: dict[str, Reader] = {
     "lines": lines.read,
@@ -32,9 +38,11 @@ FORMATS: dict[str, Reader] = {
 
 
 def detect(data: bytes, grep_root: str | None = None) -> str:
-    """``json`` if the input starts with ``[``; if its first non-blank line is a JSON object,
-    ``rg-json`` when that is an ``rg --json`` event, else ``jsonl``; ``grep`` when most of the
-    first lines are ``path:line:text`` with the path a file on disk; else ``lines``."""
+    """``json`` if the input starts with ``[``; if its first non-blank line starts with ``{``,
+    ``rg-json`` when that is an ``rg --json`` event, else ``jsonl`` (valid or not: a broken first
+    line is reported as such, not read as text); ``jsonl`` too when every one of the first
+    non-blank lines is a JSON string (or object); ``grep`` when most of the first lines are
+    ``path:line:text`` with the path a file on disk; else ``lines``."""
     head = strip_bom(data).lstrip()
     if head.startswith(b"[") and _looks_like_json_array(head):
         return "json"
@@ -45,13 +53,33 @@ def detect(data: bytes, grep_root: str | None = None) -> str:
         if line.startswith(b"{"):
             try:
                 value = orjson.loads(line)
-                if rg_json.is_event(value):
-                    return "rg-json"
-                return "jsonl" if isinstance(value, dict) else "lines"
             except orjson.JSONDecodeError:
-                return "lines"
+                return "jsonl"
+            return "rg-json" if rg_json.is_event(value) else "jsonl"
+        if line.startswith(b'"') and _json_strings(head):
+            return "jsonl"
         return "grep" if grep.looks_like_grep(head, grep_root) else "lines"
     return "lines"
+
+
+def _json_strings(head: bytes, sample: int = SAMPLE_LINES) -> bool:
+    """Every one of the first ``sample`` non-blank lines is a JSON string or object: JSON lines
+    of bare strings. A quotation in text (``"To be," he said``) is not one."""
+    seen = 0
+    for _, raw in split_lines(head):
+        line = chomp(raw).strip()
+        if not line:
+            continue
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return False
+        if not isinstance(value, (str, dict)):
+            return False
+        seen += 1
+        if seen == sample:
+            break
+    return True
 
 
 def _looks_like_json_array(head: bytes) -> bool:
@@ -67,4 +95,20 @@ def read(data: bytes, name: str, options: ReadOptions, report: ReadReport) -> It
         reader = FORMATS[fmt]
     except KeyError:
         raise UsageError(f"unknown input format {fmt!r}") from None
+    if fmt not in NUL_FORMATS and is_binary(data, fmt):
+        # Nothing of it is sent: a binary file read as lines is hundreds of garbage documents.
+        raise InputError(
+            "binary file (a NUL byte in the first 8 KB); for NUL-separated records use -0", name
+        )
     return reader(data, name, options, report)
+
+
+def is_binary(data: bytes, fmt: str) -> bool:
+    """A NUL byte in the first 8 KB. For ``grep``, a NUL that ends a line's path (``grep -Z``,
+    ``rg -0``: one per line, after a non-empty path) is the format's own."""
+    window = data[:BINARY_WINDOW]
+    if b"\0" not in window:
+        return False
+    if fmt != "grep":
+        return True
+    return any(line.count(b"\0") > 1 or line.startswith(b"\0") for line in window.split(b"\n"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -15,6 +15,7 @@ from rerank_cli.sources.records import (
     ReadReport,
     chomp,
     handle_invalid,
+    is_blank,
     split_lines,
     strip_bom,
 )
@@ -32,12 +33,30 @@ def lookup(obj: dict[str, Any], path: str) -> Any:
     return value
 
 
-def text_of(value: Any, options: ReadOptions) -> str:
-    """The text to score in one JSON record; raises ``ValueError`` with the reason."""
+def json_kind(value: Any) -> str:
+    """A JSON value's kind in JSON's words (``null``, ``an object``), for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"  # not from JSON: only the Python API passes these
+
+
+def text_of(value: Any, options: ReadOptions, kind: Callable[[Any], str] = json_kind) -> str:
+    """The text to score in one JSON record; raises ``ValueError`` with the reason, naming
+    values by ``kind``."""
     if isinstance(value, str):
         return value
     if not isinstance(value, dict):
-        raise ValueError(f"expected an object or a string, got {type(value).__name__}")
+        raise ValueError(f"the record is {kind(value)} (expected an object or a string)")
     if options.field:
         text = lookup(value, options.field)
         if text is _MISSING:
@@ -55,11 +74,14 @@ def text_of(value: Any, options: ReadOptions) -> str:
         return text
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         return str(text)
-    raise ValueError(f"field {where!r} is {type(text).__name__}, not a string")
+    raise ValueError(f"{where} is {kind(text)} (expected a string)")
 
 
-def _document(value: Any, raw: bytes, source: Source, options: ReadOptions) -> Document:
+def _document(value: Any, raw: bytes, source: Source, options: ReadOptions) -> Document | None:
+    """The record's document, or ``None`` when its text is blank."""
     text = text_of(value, options)
+    if is_blank(text):
+        return None
     doc_id = None
     if options.id_field and isinstance(value, dict):
         found = lookup(value, options.id_field)
@@ -91,9 +113,14 @@ def read_jsonl(
             handle_invalid(error_, options, report)
             continue
         try:
-            yield _document(value, raw, Source(name, number), options)
+            document = _document(value, raw, Source(name, number), options)
         except ValueError as error:
             handle_invalid(InputError(str(error), name, number), options, report)
+            continue
+        if document is None:
+            report.skip_blank()
+        else:
+            yield document
 
 
 def read_json(
@@ -110,6 +137,11 @@ def read_json(
     for position, value in enumerate(values):
         source = Source(name, None)  # elements of one array have no line of their own
         try:
-            yield _document(value, orjson.dumps(value) + b"\n", source, options)
+            document = _document(value, orjson.dumps(value) + b"\n", source, options)
         except ValueError as error:
             handle_invalid(InputError(f"element {position}: {error}", name), options, report)
+            continue
+        if document is None:
+            report.skip_blank()
+        else:
+            yield document

@@ -2,7 +2,9 @@
 
 A reader is a pure function ``read(data, name, options, report) -> Iterator[Document]`` over
 the bytes of one input; it never prints (warnings go to the report) and never drops a record
-silently (a skipped record is counted and warned about, or raises :class:`InputError`).
+silently (a skipped record is counted and warned about, or raises :class:`InputError`). Blank
+lines are layout, not records: skipped, not counted. A blank document — a JSON text that is empty
+or whitespace only, an empty argument — is never sent: skipped and counted, without a warning.
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ class ReadReport:
     def skip(self, error: InputError) -> None:
         self.skipped += 1
         self.warn(f"{error.message} (skipped)")
+
+    def skip_blank(self) -> None:
+        """A blank document (an empty argument, a blank JSON text): never sent, counted."""
+        self.skipped += 1
 
     def decode(self, raw: bytes, name: str) -> str:
         """UTF-8, invalid bytes become U+FFFD, with one warning per input."""
@@ -89,6 +95,11 @@ def chomp(raw: bytes) -> bytes:
         if raw.endswith(b"\r"):
             raw = raw[:-1]
     return raw
+
+
+def is_blank(text: str) -> bool:
+    """Empty or whitespace only: nothing to score, never sent."""
+    return not text or text.isspace()
 
 
 def handle_invalid(error: InputError, options: ReadOptions, report: ReadReport) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -59,4 +60,15 @@ def render(renderable: Any, out: IO[bytes], options: WriteOptions) -> None:
         highlight=False,
         emoji=False,
     ).print(renderable)
-    out.write(buffer.getvalue().encode("utf-8"))
+    out.write(without_trailing_spaces(buffer.getvalue()).encode("utf-8"))
+
+
+_SGR = r"\x1b\[[0-9;]*m"
+_TRAILING = re.compile(rf"(?:{_SGR}| )+$", re.MULTILINE)
+
+
+def without_trailing_spaces(text: str) -> str:
+    """Rich pads every line of a table to its width: drop the spaces at the end of each line
+    (in a pipe they are noise for ``diff``, ``grep`` and editors). Colour codes among them are
+    kept, so a terminal shows exactly what it showed (the table sets no background)."""
+    return _TRAILING.sub(lambda found: "".join(re.findall(_SGR, found.group())), text)
