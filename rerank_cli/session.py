@@ -529,11 +529,11 @@ class Reranker:
         import math
 
         if not isinstance(query, str):
-            raise UsageError(f"query must be a string, got {type(query).__name__}")
+            raise UsageError(f"query must be a string, got {python_kind(query)}")
         if isinstance(documents, (str, bytes)) or not isinstance(documents, Iterable):
             raise UsageError(
                 "documents must be a list (or any iterable) of strings, dicts or Documents, "
-                f"got {type(documents).__name__}"
+                f"got {python_kind(documents)}"
             )
         if top_k is not None and (
             isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1
@@ -547,7 +547,7 @@ class Reranker:
             raise UsageError(f"min_score must be a finite number, got {min_score!r}")
         for name, value in (("instruction", instruction), ("task", task)):
             if value is not None and not isinstance(value, str):
-                raise UsageError(f"{name} must be a string, got {type(value).__name__}")
+                raise UsageError(f"{name} must be a string, got {python_kind(value)}")
         filters = pipeline.Filters(top_k=top_k, min_score=min_score)
         return filters, self._for_call(instruction, task)  # type: ignore[arg-type]
 

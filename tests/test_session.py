@@ -347,7 +347,7 @@ def test_an_error_from_the_api_never_carries_the_key(server: RerankServer) -> No
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ({"query": None}, "query must be a string, got NoneType"),
+        ({"query": None}, "query must be a string, got None"),
         ({"documents": "Paris"}, "documents must be a list"),
         ({"top_k": 0}, "top_k must be a whole number ≥ 1, got 0"),
         ({"top_k": "2"}, "top_k must be a whole number ≥ 1, got '2'"),
