@@ -769,7 +769,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     args = parser.parse_args(None if argv is None else list(argv))
     # A request whose latency is up must not wait out another thread's 5 ms GIL slice.
     sys.setswitchinterval(0.001)
-    server = RerankServer(api_key=args.api_key, latency=args.latency, host=args.host)
+    server = RerankServer(
+        api_key=args.api_key, latency=args.latency, host=args.host, port=args.port
+    )
     server.max_documents = args.max_documents
     server.start()
     print(server.base_url, flush=True)

@@ -81,6 +81,18 @@ def test_clear_older_than_deletes_by_age(cli: RunCli, db_path: Path) -> None:
     assert orjson.loads(cli("cache", "stats", "--json").stdout)["entries"] == 6
 
 
+def test_one_is_singular(cli: RunCli, db_path: Path) -> None:
+    fill(db_path, 1, age_days=10)
+    store = ScoreCache.open(db_path, pytest.fail)
+    assert store is not None
+    with store:
+        store.record_run(hits=1, misses=1, sent=1)
+    assert "last run: 1 hit, 1 miss (50% hits), 1 scored and stored" in cli("cache", "stats").text
+    result = cli("cache", "clear", "--older-than", "1")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == "rerank: deleted 1 cached score older than 1 day; 0 left\n"
+
+
 def test_clear_deletes_everything_and_compacts(cli: RunCli, db_path: Path) -> None:
     fill(db_path, 5000)
     before = orjson.loads(cli("cache", "stats", "--json").stdout)["bytes"]

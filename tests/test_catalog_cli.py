@@ -164,7 +164,9 @@ def test_an_empty_listing_is_exit_1(api_cli: RunCli, server: RerankServer) -> No
     server.models = {}
     result = api_cli("models")
     assert (result.exit_code, result.stdout) == (1, b"")
-    assert "lists no models" in error_line(result)
+    # Not an error: said without "error:"
+    assert result.stderr.startswith("rerank: ") and result.stderr.endswith(" lists no models\n")
+    assert "error:" not in result.stderr
 
 
 def test_models_failing_is_exit_4_after_retries(

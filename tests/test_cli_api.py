@@ -141,7 +141,7 @@ def test_top_k_and_min_score(api_cli: RunCli) -> None:
 def test_nothing_left_after_filters_is_exit_1(api_cli: RunCli) -> None:
     result = api_cli(QUERY, PARIS, BANANAS, "-s", "2")
     assert (result.exit_code, result.stdout) == (1, b"")
-    assert "no results left" in error_line(result)
+    assert result.stderr == "rerank: no results left after --top-k/--min-score\n"  # no "error:"
 
 
 def test_quiet_tells_by_exit_code_only(api_cli: RunCli) -> None:
@@ -551,7 +551,7 @@ def test_http_to_a_named_host_is_refused_without_a_request(cli: RunCli) -> None:
 def test_exit_1_on_empty_input(api_cli: RunCli, server: RerankServer) -> None:
     result = api_cli(QUERY, stdin=b"\n\n")
     assert result.exit_code == 1
-    assert error_line(result) == "no documents to rank"
+    assert result.stderr == "rerank: no documents to rank\n"  # not an error: no "error:"
     assert server.requests == []
 
 

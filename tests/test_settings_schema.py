@@ -185,8 +185,8 @@ def test_load_reads_the_config_file_unless_given_one(tmp_path: Path) -> None:
     ("args", "env", "message"),
     [
         (("--base-url", "ftp://x"), {}, "--base-url must be an http:// or https:// URL, got"),
-        (("--max-cost", "nan"), {}, "--max-cost must be a number ≥ 0, got nan"),
-        (("--cache-ttl", "inf"), {}, "--cache-ttl must be a number ≥ 0, got inf"),
+        (("--max-cost", "nan"), {}, "--max-cost must be a number ≥ 0, got 'nan'"),
+        (("--cache-ttl", "inf"), {}, "--cache-ttl must be a number ≥ 0, got 'inf'"),
         (("--model", ""), {}, "--model must be a non-empty string, got ''"),
         (("--no-cache", "--refresh"), {}, "--no-cache and --refresh contradict each other"),
         ((), {"RERANK_BATCH_SIZE": "abc"}, "$RERANK_BATCH_SIZE must be a whole number ≥ 1"),

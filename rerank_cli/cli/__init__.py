@@ -15,17 +15,65 @@ if TYPE_CHECKING:
 # Subcommands; anything else in first place means the default one, `rank`.
 # tests/test_cli_input.py checks this against the Typer app.
 SUBCOMMANDS = frozenset(
-    {"rank", "config", "files", "cache", "models", "account", "profiles", "tasks"}
+    {"rank", "config", "files", "cache", "models", "account", "profiles", "tasks", "completion"}
 )
-ROOT_OPTIONS = frozenset({"--help", "-h", "--install-completion", "--show-completion"})
+ROOT_OPTIONS = frozenset({"--help", "-h"})
+
+
+class Mistyped(Exception):
+    """The first argument looks like a misspelt subcommand (``confg``): refused, not ranked."""
+
+    def __init__(self, word: str, command: str) -> None:
+        super().__init__(
+            f"did you mean {command!r}? "
+            f"(to rank with the query {word!r}, use: rerank rank {word} …)"
+        )
 
 
 def route(args: Sequence[str]) -> list[str]:
-    """``rerank QUERY …`` is ``rerank rank QUERY …``."""
+    """``rerank QUERY …`` is ``rerank rank QUERY …``; ``rerank -- QUERY …`` too, whatever the
+    query. A first argument that is one word a typo away from a subcommand raises
+    :class:`Mistyped`: ``rerank confg show`` would otherwise be a paid query."""
     args = list(args)
-    if args and args[0] not in SUBCOMMANDS and args[0] not in ROOT_OPTIONS:
-        return ["rank", *args]
-    return args
+    if not args or args[0] in SUBCOMMANDS or args[0] in ROOT_OPTIONS:
+        return args
+    close = near_subcommand(args[0])
+    if close:
+        raise Mistyped(args[0], close)
+    return ["rank", *args]
+
+
+def near_subcommand(word: str) -> str | None:
+    """The subcommand ``word`` is a typo of — one edit away (a letter added, dropped, changed,
+    or two swapped), two for names of six letters or more — or None. Only a single word of
+    letters can be one: a query with a space, a digit or a dash is never taken for a command."""
+    if not (word.isascii() and word.isalpha()):
+        return None
+    word = word.lower()
+    best: tuple[int, str] | None = None
+    for name in sorted(SUBCOMMANDS):
+        if abs(len(name) - len(word)) > 2:
+            continue
+        distance = _edits(word, name)
+        if distance <= (1 if len(name) < 6 else 2) and (best is None or distance < best[0]):
+            best = (distance, name)
+    return best[1] if best else None
+
+
+def _edits(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions and swaps of
+    neighbours each count one (``cahce`` is one edit from ``cache``)."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[len(b)]
 
 
 def main(argv: Sequence[str] | None = None, environment: Environment | None = None) -> int:
@@ -35,8 +83,14 @@ def main(argv: Sequence[str] | None = None, environment: Environment | None = No
         line = f"rerank {__version__}\n".encode()
         (environment.stdout if environment else sys.stdout.buffer).write(line)
         return 0
+    try:
+        routed = route(args)
+    except Mistyped as refused:
+        stderr = environment.stderr if environment else sys.stderr
+        stderr.write(f"rerank: error: {refused}\n")
+        return 2
     from rerank_cli import collector
     from rerank_cli.cli.app import run
 
     with collector.paused():
-        return run(route(args), environment)
+        return run(routed, environment, default_command=len(routed) > len(args))

@@ -2,29 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import IO, Any, cast
 
 import typer
+from typer._click.core import Command
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
+from typer._click.exceptions import UsageError as ClickUsageError
+from typer.exceptions import Abort
 
 from rerank_cli import __version__
 from rerank_cli.cli import account as account_cmd
 from rerank_cli.cli import cache as cache_cmd
+from rerank_cli.cli import completion as completion_cmd
 from rerank_cli.cli import config as config_cmd
 from rerank_cli.cli import files as files_cmd
 from rerank_cli.cli import models as models_cmd
 from rerank_cli.cli import profiles as profiles_cmd
 from rerank_cli.cli import rank as rank_cmd
 from rerank_cli.cli import tasks as tasks_cmd
-from rerank_cli.errors import ExitCode, OutputClosed, RerankError
+from rerank_cli.cli import usage
+from rerank_cli.errors import ExitCode, NothingToShow, OutputClosed, RerankError, UsageError
 from rerank_cli.redact import redact
 from rerank_cli.terminal import Environment
 
 app = typer.Typer(
     name="rerank",
     help="Rank documents by relevance to a query with any /v1/rerank API.\n\n"
-    "`rerank QUERY [DOCUMENT …]` is short for `rerank rank QUERY [DOCUMENT …]`.",
+    "`rerank QUERY [DOCUMENT …]` is short for `rerank rank QUERY [DOCUMENT …]`: "
+    "`rerank rank -h` lists its options. For a query that is a command's name, write "
+    "`rerank -- files …` or `rerank rank files …`.",
+    epilog=rank_cmd.EXAMPLES,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -48,25 +61,57 @@ def root(
     """Rank documents by relevance to a query with any /v1/rerank API."""
 
 
-app.command("rank")(rank_cmd.rank)
-app.command("files")(files_cmd.files)
+app.command("rank", epilog=rank_cmd.EXAMPLES)(rank_cmd.rank)
+app.command("files", epilog=files_cmd.EXAMPLES)(files_cmd.files)
 app.command("models")(models_cmd.models)
 app.command("account")(account_cmd.account)
 app.command("profiles")(profiles_cmd.profiles)
 app.command("tasks")(tasks_cmd.tasks)
+app.command("completion")(completion_cmd.completion)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(cache_cmd.app, name="cache")
 
 
-def run(args: Sequence[str], environment: Environment | None = None) -> int:
+def run(
+    args: Sequence[str], environment: Environment | None = None, *, default_command: bool = False
+) -> int:
+    """Run the app on ``args`` (already routed: ``rank`` put first when the user left it out,
+    ``default_command``) and map what happened to an exit code, printing one line about it."""
     env = environment or Environment.from_system()
+    env = replace(env, stdout=cast("IO[bytes]", Output(env.stdout)))
+    given: dict[str, Any] = {}  # the parameters the command was called with (-q among them)
+    command = typer.main.get_command(app)
+    usage.reword(command)
+    _remember_parameters(command, given)
+    if completion_cmd.COMPLETE_VAR in os.environ:  # the shell asks for completions
+        completion_cmd.prepare_request(os.environ)
     try:
-        app(args=list(args), prog_name="rerank", obj=env)
-    except SystemExit as done:
+        code = command.main(args=list(args), prog_name="rerank", obj=env, standalone_mode=False)
+        env.stdout.flush()
+    except SystemExit as done:  # completion requests end this way
         code = done.code
         return code if isinstance(code, int) else (0 if code is None else ExitCode.USAGE)
+    except NoArgsIsHelpError as error:
+        text = error.format_message()  # rich has printed the help itself: ""
+        if text:
+            env.stdout.write(text.encode() + b"\n")
+        return int(ExitCode.USAGE)
+    except ClickException as error:
+        env.stderr.write(f"rerank: error: {redact(usage.message(error))}\n")
+        hint = usage.help_hint(error, default_command)
+        if hint and isinstance(error, ClickUsageError):
+            env.stderr.write(hint + "\n")
+        env.stderr.flush()
+        return int(ExitCode.USAGE)
+    except Abort:
+        return int(ExitCode.INTERRUPTED)
     except (OutputClosed, BrokenPipeError):
         return _quiet_broken_pipe()
+    except NothingToShow as nothing:  # not an error: -q says it by the exit code alone
+        if not given.get("quiet"):
+            env.stderr.write(f"rerank: {redact(nothing.message)}\n")
+            env.stderr.flush()
+        return int(nothing.exit_code)
     except RerankError as error:
         env.stderr.write(f"rerank: error: {redact(error.message)}\n")
         env.stderr.flush()
@@ -81,7 +126,58 @@ def run(args: Sequence[str], environment: Environment | None = None) -> int:
             f"rerank: internal error: {detail} (please report it; RERANK_DEBUG=1 shows where)\n"
         )
         return int(ExitCode.API_FAILED)
-    return 0
+    return code if isinstance(code, int) else 0
+
+
+def _remember_parameters(command: Command, given: dict[str, Any]) -> None:
+    """Have every command note the parameters it is called with in ``given``: whether -q was
+    given decides how "nothing to show" ends."""
+    if command.callback is not None:
+        callback = command.callback
+
+        @functools.wraps(callback)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            given.update(kwargs)
+            return callback(*args, **kwargs)
+
+        command.callback = call
+    for sub in getattr(command, "commands", {}).values():
+        _remember_parameters(sub, given)
+
+
+class Output:
+    """stdout, whose write errors say so: ``cannot write output: no space left on device``
+    (exit 2) rather than an internal error; a closed pipe (``| head``) ends the run quietly,
+    whoever wrote (exit 0)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+
+    def write(self, data: bytes) -> int:
+        with _writing():
+            return self._stream.write(data)
+
+    def flush(self) -> None:
+        with _writing():
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _writing() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:
+        raise OutputClosed() from None
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise OutputFailed(f"cannot write output: {reason[:1].lower()}{reason[1:]}") from None
+
+
+class OutputFailed(UsageError):
+    """stdout refused what was written (a full disk, a quota): exit 2."""
 
 
 def _quiet_broken_pipe() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated, Optional
 
 import typer
@@ -24,21 +25,38 @@ def path(ctx: typer.Context) -> None:
     _out(ctx, f"{cache.cache_path(ctx.obj.env)}\n")
 
 
+class StatsFormat(str, Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+
+
 @app.command()
 def stats(
     ctx: typer.Context,
-    json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    output: Annotated[
+        StatsFormat,
+        typer.Option(
+            "--output",
+            "-o",
+            help="table: one line per figure; json: one object; jsonl: the object on one line.",
+        ),
+    ] = StatsFormat.table,
+    json: Annotated[bool, typer.Option("--json", help="The same as -o json.")] = False,
 ) -> None:
     """Entries, size on disk, and the last run's hits and misses."""
     from rerank_cli.store import maintenance as cache_admin
 
     report = cache_admin.stats(ctx.obj.env, ctx.obj.warn)
     if json:
-        import orjson
-
-        _out(ctx, orjson.dumps(report.as_dict()).decode() + "\n")
-    else:
+        output = StatsFormat.json
+    if output is StatsFormat.table:
         _out(ctx, report.text())
+        return
+    import orjson
+
+    indent = orjson.OPT_INDENT_2 if output is StatsFormat.json else 0
+    _out(ctx, orjson.dumps(report.as_dict(), option=indent).decode() + "\n")
 
 
 @app.command()

@@ -28,8 +28,10 @@ def show(ctx: typer.Context) -> None:
 @app.command("set")
 def set_(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="A setting, e.g. api_key, model, base_url.")],
-    value: Annotated[str, typer.Argument(help="Its value.")],
+    key: Annotated[
+        str, typer.Argument(help="A setting, e.g. api_key, model, base_url.", metavar="KEY")
+    ],
+    value: Annotated[str, typer.Argument(help="Its value.", metavar="VALUE")],
 ) -> None:
     """Set KEY to VALUE (the file is written with mode 0600)."""
     from rerank_cli.settings import config_edit as configuration
@@ -39,7 +41,8 @@ def set_(
 
 @app.command()
 def unset(
-    ctx: typer.Context, key: Annotated[str, typer.Argument(help="The setting to remove.")]
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="The setting to remove.", metavar="KEY")],
 ) -> None:
     """Remove KEY from the config file."""
     from rerank_cli.settings import config_edit as configuration

@@ -23,14 +23,26 @@ from rerank_cli.cli.options import (
 
 WALK = "Files"
 
+EXAMPLES = """**Examples**
+
+```
+rerank files "where are retries configured" . -k 3
+rerank files "database migrations" src -g '*.py' -0 | xargs -0 $EDITOR
+```
+"""
+
 
 @setting_options()
 def files(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(help="What the files are ranked against.")],
+    query: Annotated[
+        str, typer.Argument(help="What the files are ranked against.", metavar="QUERY")
+    ],
     paths: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Argument(help="Files and directories to walk [default: .].", show_default=False),
+        typer.Argument(
+            help="Files and directories to walk [default: .].", metavar="PATH", show_default=False
+        ),
     ] = None,
     hidden: Annotated[
         bool,

@@ -74,8 +74,8 @@ MinScoreOpt = Annotated[
     _out(
         "--min-score",
         "-s",
-        help="Show results scoring at least X only.",
-        metavar="X",
+        help="Show results scoring at least SCORE only.",
+        metavar="SCORE",
         show_default=False,
     ),
 ]

@@ -22,15 +22,31 @@ from rerank_cli.cli.options import (
     setting_options,
 )
 
+# --help's last words (Markdown, as the app's rich_markup_mode reads help).
+EXAMPLES = """**Examples**
+
+```
+rerank "capital of France" "Paris is the capital of France." "Bananas are yellow."
+rg -n --no-heading TODO src | rerank "security-relevant todo" -o plain -k 5
+rerank "refund policy" -i tickets.jsonl --field body.text --id-field id -o jsonl
+git diff --name-only | rerank "database migration" -q --min-score 0.5 && echo "needs review"
+rerank -- files "a document about files"       # a query that is a command's name
+```
+"""
+
 
 @setting_options()
 def rank(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(help="What the documents are ranked against.")],
+    query: Annotated[
+        str, typer.Argument(help="What the documents are ranked against.", metavar="QUERY")
+    ],
     documents: Annotated[
         Optional[list[str]],  # noqa: UP045  (Typer reads annotations at run time on 3.10)
         typer.Argument(
-            help="Documents to rank; none: read -i files, or stdin.", show_default=False
+            help="Documents to rank; none: read -i files, or stdin.",
+            metavar="DOCUMENT",
+            show_default=False,
         ),
     ] = None,
     inputs: Annotated[
@@ -50,7 +66,8 @@ def rank(
             "--format",
             "-F",
             help="Input format; auto: json if it starts with [, rg-json if the first line is an "
-            "rg --json event, jsonl if it is another object, else lines.",
+            "rg --json event, jsonl if it is another object, grep if most lines are "
+            "path:line:text of files on disk (rg -n, grep -n output), else lines.",
             rich_help_panel=INPUT,
         ),
     ] = InputFormat.auto,
@@ -122,7 +139,11 @@ def rank(
     stats: StatsOpt = None,
     **settings: Any,
 ) -> None:
-    """Rank documents by relevance to QUERY."""
+    """Rank documents by relevance to QUERY.
+
+    `rerank QUERY …` is short for `rerank rank QUERY …`. For a query that is a command's name,
+    write `rerank -- files …` or `rerank rank files …`.
+    """
     params = dict(locals())
     from rerank_cli.jobs import rank_job as ranking
     from rerank_cli.sources import ReadOptions

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from rerank_cli.errors import UsageError
 from rerank_cli.redact import mask
 from rerank_cli.settings import config_file as config
 from rerank_cli.settings.schema import SECRET_KEYS, SPECS, convert, unknown
@@ -39,10 +38,14 @@ def set_value(env: Mapping[str, str], key: str, value: str) -> str:
 
 
 def unset_value(env: Mapping[str, str], key: str) -> str:
+    """Remove ``key``; one that is not set is no error (the file is as asked), but a name that
+    is no setting is (``unset bach_size``: did you mean batch_size?)."""
     path = config.config_path(env)
     table = config.load(path)
     if key not in table:
-        raise UsageError(f"{key} is not set in {path}")
+        if key not in SPECS:
+            raise unknown(key)
+        return f"{key} was not set in {path}: nothing to remove"
     del table[key]
     config.save(path, table)
     return f"removed {key} from {path}"

@@ -169,11 +169,13 @@ class Settings:
         DEFAULT_BASE_URL,
         check=values.url,
         flags=("--base-url",),
+        metavar="URL",
         help="API base URL [env RERANK_BASE_URL; default https://gigarouter.ai/v1].",
     )
     model: str = setting(
         DEFAULT_MODEL,
         flags=("--model", "-m"),
+        metavar="NAME",
         help="Model [env RERANK_MODEL; default Qwen/Qwen3-Reranker-0.6B].",
     )
     # The key's variables are the profile's (GR_KEY, RERANK_API_KEY for gigarouter).
@@ -182,37 +184,52 @@ class Settings:
         env=None,
         secret=True,
         flags=("--api-key",),
+        metavar="KEY",
         help="API key (prefer env GR_KEY or RERANK_API_KEY: options show in ps).",
     )
     api_key_origin: str | None = None  # where the key came from, for messages (never the value)
     batch_size: int = setting(
-        64, minimum=1, flags=("--batch-size",), help="Documents per request [default 64]."
+        64,
+        minimum=1,
+        flags=("--batch-size",),
+        metavar="N",
+        help="Documents per request [default 64].",
     )
     max_request_bytes: int = setting(
         4_000_000,
         minimum=1,
         flags=("--max-request-bytes",),
+        metavar="BYTES",
         help="Request body budget in bytes [default 4000000].",
     )
     concurrency: int = setting(
-        4, minimum=1, flags=("--concurrency", "-j"), help="Requests in flight [default 4]."
+        4,
+        minimum=1,
+        flags=("--concurrency", "-j"),
+        metavar="N",
+        help="Requests in flight [default 4].",
     )
     max_retries: int = setting(
         6,
         minimum=0,
         flags=("--max-retries",),
+        metavar="N",
         help="Retries per request on network errors, 408/409/425/429/5xx [default 6].",
     )
     timeout: float = setting(
-        60.0, minimum=0.001, flags=("--timeout",), help="Seconds per request [default 60]."
+        60.0,
+        minimum=0.001,
+        flags=("--timeout",),
+        metavar="SECONDS",
+        help="Seconds per request [default 60].",
     )
     wait_cold: int = setting(
         30,
         minimum=0,
         flags=("--wait-cold",),
-        metavar="N",
-        help="Ask the server to hold a request up to N s while a cold model warms "
-        "(Prefer: wait=N; 0: off) [default 30].",
+        metavar="SECONDS",
+        help="Ask the server to hold a request up to SECONDS while a cold model warms "
+        "(Prefer: wait=SECONDS; 0: off) [default 30].",
     )
     allow_insecure: bool = setting(
         False,

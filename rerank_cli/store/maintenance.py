@@ -50,8 +50,8 @@ class CacheStats:
             looked_up = last.hits + last.misses
             rate = f" ({last.hits / looked_up:.0%} hits)" if looked_up else ""
             lines.append(
-                f"last run: {last.hits:,} hits, {last.misses:,} misses{rate}, "
-                f"{last.sent:,} scored and stored, at {_iso(last.at)}"
+                f"last run: {_count(last.hits, 'hit')}, {_count(last.misses, 'miss', 'misses')}"
+                f"{rate}, {last.sent:,} scored and stored, at {_iso(last.at)}"
             )
         return "\n".join(lines) + "\n"
 
@@ -90,8 +90,14 @@ def clear(
             left = cache.entries()
         except sqlite3.Error as error:
             raise UsageError(f"cannot clear the score cache {path}: {error}") from None
-    which = "" if older_than_days is None else f" older than {older_than_days:g} days"
-    return f"deleted {deleted:,} cached scores{which}; {left:,} left"
+    which = "" if older_than_days is None else f" older than {_count(older_than_days, 'day')}"
+    return f"deleted {_count(deleted, 'cached score')}{which}; {left:,} left"
+
+
+def _count(number: float, one: str, many: str = "") -> str:
+    """``1 day``, ``2 days``, ``1.5 days``, ``1,000 hits``."""
+    shown = f"{number:,}" if isinstance(number, int) else f"{number:g}"
+    return f"{shown} {one if number == 1 else many or one + 's'}"
 
 
 def _open(path: Path, warn: Callable[[str], None]) -> ScoreCache:
