@@ -104,3 +104,38 @@ def test_a_run_in_a_pipe_is_never_asked(cli: RunCli, server: RerankServer) -> No
     )
     assert done.exit_code == 0, done.stderr
     assert server.billed_documents == 10
+
+
+def test_yes_skips_the_question(server: RerankServer, tmp_path: Path) -> None:
+    documents = tmp_path / "docs.txt"
+    documents.write_text("\n".join(DOCUMENTS) + "\n")
+    env = environment(tmp_path, RERANK_CONFIRM_OVER="5")
+    code, screen = on_a_terminal([*run_args(server, documents), "-y"], env, None)
+    assert code == 0, screen
+    assert "[y/N]" not in screen
+    assert server.billed_documents == 10
+
+
+def test_cache_clear_asks_on_a_terminal(server: RerankServer, tmp_path: Path) -> None:
+    documents = tmp_path / "docs.txt"
+    documents.write_text("\n".join(DOCUMENTS) + "\n")
+    env = environment(tmp_path)
+    assert on_a_terminal(run_args(server, documents), env, None)[0] == 0  # 10 scores cached
+    code, screen = on_a_terminal(["cache", "clear"], env, b"n\n")
+    assert (code, "delete every cached score in" in screen) == (1, True), screen
+    assert "nothing deleted" in screen
+    code, screen = on_a_terminal(["cache", "clear"], env, b"y\n")
+    assert code == 0, screen
+    assert "deleted 10 cached scores" in screen
+    code, screen = on_a_terminal(["cache", "clear", "-y"], env, None)
+    assert code == 0 and "[y/N]" not in screen, screen
+
+
+def test_cache_clear_in_a_script_is_not_asked(cli: RunCli, server: RerankServer) -> None:
+    assert (
+        cli("capitals", "a b", "--base-url", server.base_url, env={"GR_KEY": TEST_KEY}).exit_code
+        == 0
+    )
+    done = cli("cache", "clear")
+    assert done.exit_code == 0, done.stderr
+    assert "deleted 1 cached score" in done.stderr

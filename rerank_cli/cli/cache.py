@@ -73,8 +73,19 @@ def clear(
             show_default=False,
         ),
     ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Don't ask first (on a terminal, it asks).")
+    ] = False,
 ) -> None:
-    """Delete cached scores."""
+    """Delete cached scores (scores already paid for: on a terminal, it asks first)."""
+    from rerank_cli.errors import NothingToShow
     from rerank_cli.store import maintenance as cache_admin
+    from rerank_cli.store.score_cache import cache_path
 
-    ctx.obj.info(cache_admin.clear(ctx.obj.env, ctx.obj.warn, older_than))
+    env = ctx.obj
+    if not yes and env.stderr_isatty and cache_path(env.env).exists():
+        which = "every cached score" if older_than is None else "the cached scores older than"
+        days = "" if older_than is None else f" {older_than:g} day{'s' * (older_than != 1)}"
+        if env.ask(f"delete {which}{days} in {cache_path(env.env)}?") is False:
+            raise NothingToShow("nothing deleted (answered no; -y skips the question)")
+    env.info(cache_admin.clear(env.env, env.warn, older_than))

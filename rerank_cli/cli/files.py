@@ -17,6 +17,7 @@ from rerank_cli.cli.options import (
     StatsOpt,
     TopKOpt,
     VerboseOpt,
+    YesOpt,
     job_options,
     setting_options,
 )
@@ -142,6 +143,7 @@ def files(
     verbose: VerboseOpt = False,
     color: ColorOpt = Color.auto,
     dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
     stats: StatsOpt = None,
     **settings: Any,
 ) -> None:

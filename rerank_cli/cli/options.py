@@ -93,6 +93,15 @@ DryRunOpt = Annotated[
         "send nothing.",
     ),
 ]
+YesOpt = Annotated[
+    bool,
+    _cost(
+        "--yes",
+        "-y",
+        help="Don't ask on the terminal before sending more than confirm_over documents "
+        "[config; default 20000].",
+    ),
+]
 StatsOpt = Annotated[
     Optional[str],  # noqa: UP045
     _cost(
@@ -246,4 +255,5 @@ def job_options(ctx: typer.Context, params: Mapping[str, Any]) -> dict[str, Any]
         "verbose": params["verbose"],
         "dry_run": params["dry_run"],
         "stats_path": params["stats"],
+        "yes": params["yes"],
     }

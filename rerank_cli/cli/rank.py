@@ -18,6 +18,7 @@ from rerank_cli.cli.options import (
     StatsOpt,
     TopKOpt,
     VerboseOpt,
+    YesOpt,
     job_options,
     setting_options,
 )
@@ -136,6 +137,7 @@ def rank(
     verbose: VerboseOpt = False,
     color: ColorOpt = Color.auto,
     dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
     stats: StatsOpt = None,
     **settings: Any,
 ) -> None:
