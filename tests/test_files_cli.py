@@ -549,3 +549,15 @@ def test_in_a_real_process_for_xargs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == b"a b.txt\0c.txt\0"
+
+
+def test_verbose_counts_documents_and_their_chunks_apart(cli: RunCli, tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "long.txt").write_text("".join(f"line {n} about retries\n" for n in range(150)))
+    (tree / "short.txt").write_text("one line about retries\n")
+    done = cli("files", "retries", str(tree), "--engine", "lexical", "-v", "--chunk-lines", "60")
+    assert done.exit_code == 0, done.stderr
+    summary = done.stderr.strip().splitlines()[-1]
+    assert summary.startswith("rerank: 2 documents, 4 texts with the chunks, 4 unique, "), summary
+    assert ", 0 requests, 0 retries, " in summary
