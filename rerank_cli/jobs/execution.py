@@ -213,7 +213,8 @@ def execute(
             else:
                 cost = run_cost(session, planned, lookup)
             if job.verbose and scored is not None:
-                env.info(summary(stats, settings.engine, cost))
+                billed = session.capabilities.billed  # an offline engine costs nothing to say
+                env.info(summary(stats, settings.engine, cost if billed else None))
             if job.stats_path:
                 report_stats(env, job.stats_path, usage(stats, cost), failure is not None)
     results = pipeline.rank(scored, job.filters)
