@@ -265,18 +265,20 @@ class Reranker:
         *,
         need_price: bool = True,
         field: str | None = None,
+        settings: Settings | None = None,
     ) -> Estimate:
         """What ranking ``documents`` would send and cost (what ``--dry-run`` reports), without
-        sending anything."""
+        sending anything; under ``settings`` (see :meth:`settings_for`), else the session's."""
         from rerank_cli.core.budget import Estimate
 
+        settings = settings or self.settings
         work = (
             documents
             if isinstance(documents, pipeline.Plan)
-            else self.plan(query, as_documents(documents, field))
+            else self.plan(query, as_documents(documents, field), settings=settings)
         )
         capabilities = self._spec.capabilities
-        to_send = [work.texts[p] for p in self._pending(self.settings, query, work.texts)]
+        to_send = [work.texts[p] for p in self._pending(settings, query, work.texts)]
         price, note = (0.0, "") if not capabilities.billed else (None, "")
         if capabilities.billed and need_price and to_send:
             price, note = self.price_per_1k()
@@ -285,12 +287,18 @@ class Reranker:
             unique=len(work.texts),
             cached=len(work.texts) - len(to_send),
             to_send=len(to_send),
-            requests=self._stack(self.settings).requests(query, to_send),
+            requests=self._stack(settings).requests(query, to_send),
             price_per_1k=price,
             price_note=note,
         )
 
     # -- the steps, for jobs that report between them
+
+    def settings_for(self, instruction: str | None = None, task: str | None = None) -> Settings:
+        """The settings of a call with its own ``instruction`` or ``task`` (the session's when
+        both are None), for :meth:`plan`, :meth:`score` and :meth:`estimate`; the same object
+        for the same instruction, so that its engine stack and cache lookups are shared."""
+        return self._for_call(instruction, task)
 
     def plan(
         self,

@@ -15,7 +15,18 @@ if TYPE_CHECKING:
 # Subcommands; anything else in first place means the default one, `rank`.
 # tests/test_cli_input.py checks this against the Typer app.
 SUBCOMMANDS = frozenset(
-    {"rank", "config", "files", "cache", "models", "account", "profiles", "tasks", "completion"}
+    {
+        "rank",
+        "batch",
+        "config",
+        "files",
+        "cache",
+        "models",
+        "account",
+        "profiles",
+        "tasks",
+        "completion",
+    }
 )
 ROOT_OPTIONS = frozenset({"--help", "-h"})
 

@@ -18,6 +18,7 @@ from typer.exceptions import Abort
 
 from rerank_cli import __version__
 from rerank_cli.cli import account as account_cmd
+from rerank_cli.cli import batch as batch_cmd
 from rerank_cli.cli import cache as cache_cmd
 from rerank_cli.cli import completion as completion_cmd
 from rerank_cli.cli import config as config_cmd
@@ -63,6 +64,7 @@ def root(
 
 app.command("rank", epilog=rank_cmd.EXAMPLES)(rank_cmd.rank)
 app.command("files", epilog=files_cmd.EXAMPLES)(files_cmd.files)
+app.command("batch", epilog=batch_cmd.EXAMPLES)(batch_cmd.batch)
 app.command("models")(models_cmd.models)
 app.command("account")(account_cmd.account)
 app.command("profiles")(profiles_cmd.profiles)

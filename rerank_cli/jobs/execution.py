@@ -243,7 +243,22 @@ def confirm_spending(
         return planned
     if planned is None:  # what the cache leaves (its lookup serves the run); no price yet
         planned = session.estimate(query, work, need_price=False)
-    if planned.to_send <= limit:
+    return confirm_estimate(env, session, job, planned)
+
+
+def asks_first(env: Environment, session: Reranker, job: JobOptions) -> bool:
+    """Whether a run this large could be asked about (a billed engine, a terminal, no -y)."""
+    limit = job.settings.confirm_over
+    return bool(limit) and not job.yes and env.stderr_isatty and session.capabilities.billed
+
+
+def confirm_estimate(
+    env: Environment, session: Reranker, job: JobOptions, planned: Estimate
+) -> Estimate:
+    """:func:`confirm_spending` for an estimate already made (``rerank batch`` sums one per
+    query): asks when it sends more than ``confirm_over`` documents."""
+    limit = job.settings.confirm_over
+    if not asks_first(env, session, job) or planned.to_send <= limit:
         return planned
     if planned.price_per_1k is None:
         price, note = session.price_per_1k()

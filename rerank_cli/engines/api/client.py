@@ -383,6 +383,7 @@ class RerankClient:
             s = replace(s, max_retries=0, timeout=min(s.timeout, 10.0), wait_cold=0)
         timeout = httpx.Timeout(s.timeout) if quick else httpx.USE_CLIENT_DEFAULT
         last_failure = "no attempt made"
+        last_status: int | None = None  # the last failure's HTTP status (None: the network)
         for attempt in range(s.max_retries + 1):
             stats.requests += 1
             stats.bytes_sent += len(body)
@@ -393,6 +394,7 @@ class RerankClient:
             except httpx.TransportError as error:
                 target = httpx.URL(url)
                 last_failure = network_failure(error, target, self._proxy_for(target), s)
+                last_status = None
                 wait = self.backoff(attempt)
             except httpx.DecodingError as error:  # e.g. a body that is not the gzip it claims
                 raise BadResponse(
@@ -407,6 +409,7 @@ class RerankClient:
                 if status not in RETRY_STATUSES:
                     raise self._refusal(status, message, url if method == "GET" else None)
                 last_failure = f"HTTP {status}" + (f" ({message})" if message else "")
+                last_status = status
                 hint = retry_hint(response.headers, content)
                 wait = self.backoff(attempt) if hint is None else min(hint, MAX_HINT_SECONDS)
             if attempt == s.max_retries:
@@ -417,7 +420,9 @@ class RerankClient:
             await self._sleep(wait)
         tries = s.max_retries + 1
         shown = without_credentials(url)
-        raise ApiFailed(f"{shown}: failed after {tries} attempt{'s' * (tries > 1)}: {last_failure}")
+        raise ApiFailed(
+            f"{shown}: failed after {tries} attempt{'s' * (tries > 1)}: {last_failure}", last_status
+        )
 
     def _refusal(self, status: int, message: str | None, fetched: str | None = None) -> Exception:
         """The exception for a status that is not retried; ``fetched``: the URL of a GET (its

@@ -1,0 +1,448 @@
+"""The ``rerank batch`` job: many queries, each with its documents, ranked on ONE session (one
+event loop, one connection pool of ``-j`` connections, one score cache), each query's line
+written whole and flushed as the query completes.
+
+Lines that share a query and an instruction are scored as one plan, so a (query, document)
+pair that appears twice in the file is scored — and billed — once; each line is then ranked on
+its own documents, exactly as ``rerank rank`` would rank them."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from rerank_cli.core import pipeline
+from rerank_cli.core.budget import Estimate, budget_refusal
+from rerank_cli.core.documents import Result
+from rerank_cli.errors import (
+    ApiError,
+    ApiFailed,
+    ApiRefused,
+    ExitCode,
+    InputError,
+    NothingToShow,
+    UsageError,
+)
+from rerank_cli.jobs import execution
+from rerank_cli.jobs.execution import JobOptions, open_session
+from rerank_cli.jobs.rank_job import read_input
+from rerank_cli.session import Reranker
+from rerank_cli.settings.schema import Settings
+from rerank_cli.sources.queries import Query, id_key, read_queries, shard_of
+from rerank_cli.sources.records import ReadOptions, ReadReport
+from rerank_cli.terminal import Environment
+from rerank_cli.words import plural
+from rerank_cli.writers import runs
+
+
+@dataclass(kw_only=True)
+class BatchJob(JobOptions):
+    input: str  # a file, or "-" for stdin
+    read_options: ReadOptions = field(default_factory=ReadOptions)
+    out: str | None = None  # --out FILE; None: stdout
+    resume: bool = False
+    shard: tuple[int, int] | None = None  # (K, N)
+    fail_fast: bool = False
+    with_text: bool = True  # --no-text leaves the documents' text out of jsonl
+
+
+@dataclass
+class Group:
+    """Lines with the same query and instruction: scored as one plan."""
+
+    query: str
+    settings: Settings
+    lines: list[Query]
+    work: pipeline.Plan | None = None
+
+    @property
+    def documents(self) -> int:
+        return sum(len(line.documents) for line in self.lines)
+
+
+@dataclass
+class Tally:
+    queries: int = 0  # in the file
+    other_shards: int = 0
+    resumed: int = 0  # complete in --out already
+    done: int = 0
+    failed: int = 0
+    refused: int = 0  # failures that were refusals (exit 3)
+
+    def describe(self) -> str:
+        parts = [plural(self.queries, "query")]
+        if self.other_shards:
+            parts.append(f"{self.other_shards:,} in other shards")
+        if self.resumed:
+            parts.append(f"{self.resumed:,} done before (--resume)")
+        parts.append(f"{self.done:,} ranked")
+        if self.failed:
+            parts.append(f"{self.failed:,} failed")
+        return ", ".join(parts)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "queries": self.queries,
+            "other_shards": self.other_shards,
+            "resumed": self.resumed,
+            "ranked": self.done,
+            "failed": self.failed,
+        }
+
+
+def check_options(job: BatchJob, fmt: str) -> None:
+    if job.resume and job.out is None:
+        raise UsageError("--resume needs --out FILE: the file it resumes")
+    if job.resume and fmt == "trec":
+        raise UsageError("--resume works with -o jsonl (a TREC run has no line per query)")
+    if job.out is not None and job.out == job.input:
+        raise UsageError("--out must not be the input file")
+
+
+def run(env: Environment, job: BatchJob) -> ExitCode:
+    fmt = job.output or "jsonl"
+    check_options(job, fmt)
+    execution.check_stats_path(job.stats_path)
+    with open_session(env, job) as session:
+        report = ReadReport(on_warning=env.warn)
+        name, data = read_input(env, job.input)
+        queries = read_queries(data, name, job.read_options, report)
+        if fmt == "trec":
+            check_trec_ids(queries, name)
+        session.stats.skipped = report.skipped
+        if not queries:
+            raise NothingToShow(f"no queries in {name}")
+        tally = Tally(queries=len(queries))
+        if job.shard is not None:
+            shard, shards = job.shard
+            mine = [q for q in queries if shard_of(q.key, shards) == shard]
+            tally.other_shards = len(queries) - len(mine)
+            queries = mine
+        kept: Resumed | None = None
+        if job.resume and job.out is not None:
+            kept = scan_output(Path(job.out))
+            before = len(queries)
+            queries = [q for q in queries if q.key not in kept.done]
+            tally.resumed = before - len(queries)
+        groups = plan_groups(session, queries)
+        return _run(env, session, job, fmt, groups, tally, kept)
+
+
+def check_trec_ids(queries: list[Query], name: str) -> None:
+    """A TREC run is split on whitespace: ids holding any cannot be written."""
+    for query in queries:
+        if any(c.isspace() for c in runs.trec_id(query.id)) or not runs.trec_id(query.id):
+            raise InputError(
+                f"id {query.key.decode()} is empty or holds whitespace (-o trec)", name, query.line
+            )
+        for document in query.documents:
+            if document.id is not None and (
+                not runs.trec_id(document.id) or any(c.isspace() for c in runs.trec_id(document.id))
+            ):
+                raise InputError(
+                    f"document id {id_key(document.id).decode()} is empty or holds whitespace "
+                    "(-o trec)",
+                    name,
+                    query.line,
+                )
+
+
+def plan_groups(session: Reranker, queries: list[Query]) -> list[Group]:
+    """One group per (query, instruction), in file order, each planned once: the union of its
+    lines' documents, deduplicated."""
+    settings_of: dict[str | None, Settings] = {}
+    groups: dict[tuple[str, str | None], Group] = {}
+    for query in queries:
+        instruction = query.instruction
+        if instruction not in settings_of:
+            settings_of[instruction] = session.settings_for(instruction=instruction)
+        key = (query.query, instruction)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = Group(query.query, settings_of[instruction], [])
+        group.lines.append(query)
+    for group in groups.values():
+        documents = [document for line in group.lines for document in line.documents]
+        group.work = session.plan(group.query, documents, settings=group.settings)
+    return list(groups.values())
+
+
+def _run(
+    env: Environment,
+    session: Reranker,
+    job: BatchJob,
+    fmt: str,
+    groups: list[Group],
+    tally: Tally,
+    kept: Resumed | None,
+) -> ExitCode:
+    settings = job.settings
+    stats = session.stats
+    started = time.perf_counter()
+    planned: Estimate | None = None
+    ranked = False
+    failure: BaseException | None = None
+    try:
+        wants_estimate = (
+            job.dry_run
+            or settings.max_docs is not None
+            or settings.max_cost is not None
+            or execution.asks_first(env, session, job)
+        )
+        if wants_estimate:
+            need_price = job.dry_run or settings.max_cost is not None
+            planned = estimate(session, groups, need_price)
+            refusal = budget_refusal(planned, settings)
+            if job.dry_run or refusal:
+                count_unscored(session, groups, planned)
+            if job.dry_run:
+                report_dry_run(env, job, tally, planned, refusal)
+                return ExitCode.OK
+            if refusal:
+                raise UsageError(f"{refusal}; nothing was sent")
+            planned = execution.confirm_estimate(env, session, job, planned)
+        with open_output(env, job, kept) as write:
+            stats.elapsed = 0.0
+            rank_all(env, session, job, fmt, groups, tally, write)
+            stats.elapsed = time.perf_counter() - started  # queries overlap: the wall clock
+        ranked = True
+    except BaseException as error:
+        failure = error
+        if isinstance(error, KeyboardInterrupt):
+            env.info(execution.interrupted(session))
+        raise
+    finally:
+        if stats.elapsed == 0.0:
+            stats.elapsed = time.perf_counter() - started
+        if (job.verbose and ranked) or job.stats_path:
+            lookup = failure is None or isinstance(failure, (ApiRefused, UsageError))
+            if planned is not None and stats.sent == 0:
+                cost = planned.cost
+            else:
+                cost = execution.run_cost(session, planned, lookup)
+            if job.verbose and ranked:
+                env.info(f"{tally.describe()}; {execution.summary(stats, settings.engine, cost)}")
+            if job.stats_path:
+                data = {**tally.as_dict(), **execution.usage(stats, cost)}
+                execution.report_stats(env, job.stats_path, data, failure is not None)
+    if tally.failed:
+        where = f" (their error lines are in {job.out})" if job.out else ""
+        message = f"{plural(tally.failed, 'query')} of {tally.failed + tally.done:,} failed{where}"
+        raise ApiRefused(message) if tally.refused == tally.failed else ApiFailed(message)
+    if not groups and not job.quiet:
+        env.info("no queries to rank (" + tally.describe() + ")")
+    return ExitCode.OK
+
+
+def estimate(session: Reranker, groups: list[Group], need_price: bool) -> Estimate:
+    """The whole file's estimate: the sum of each group's (what the cache leaves, after the
+    in-run dedup)."""
+    total = Estimate(0, 0, 0, 0, 0, 0.0 if not session.capabilities.billed else None)
+    for group in groups:
+        assert group.work is not None
+        one = session.estimate(group.query, group.work, need_price=False, settings=group.settings)
+        total.documents += group.documents
+        total.unique += one.unique
+        total.cached += one.cached
+        total.to_send += one.to_send
+        total.requests += one.requests
+    if session.capabilities.billed and need_price and total.to_send:
+        total.price_per_1k, total.price_note = session.price_per_1k()
+    return total
+
+
+def count_unscored(session: Reranker, groups: list[Group], planned: Estimate) -> None:
+    stats = session.stats
+    for group in groups:
+        assert group.work is not None
+        stats.texts += len(group.work.units)
+    stats.unique += planned.unique
+    stats.cache_hits += planned.cached
+
+
+def report_dry_run(
+    env: Environment, job: BatchJob, tally: Tally, planned: Estimate, refusal: str | None
+) -> None:
+    if job.output == "jsonl":  # asked for: the report is the data
+        data = {**tally.as_dict(), **planned.as_dict(), "refused": refusal}
+        execution.guard_output(lambda: env.stdout.write(orjson.dumps(data) + b"\n"))
+        return
+    env.info(
+        f"dry run: {plural(tally.queries - tally.other_shards - tally.resumed, 'query')}; "
+        + planned.text().removeprefix("dry run: ")
+    )
+    if refusal:
+        env.warn(f"the real run would stop: {refusal}")
+
+
+# -- ranking
+
+
+def rank_all(
+    env: Environment,
+    session: Reranker,
+    job: BatchJob,
+    fmt: str,
+    groups: list[Group],
+    tally: Tally,
+    write: Callable[[bytes], None],
+) -> None:
+    """Score the groups concurrently — a few threads, each waiting on the session's one loop;
+    the HTTP concurrency stays the session's ``-j`` — and write each query as it completes."""
+    from rerank_cli.terminal import progress_bar
+
+    if not groups:
+        return
+    total = sum(len(group.lines) for group in groups)
+    workers = min(len(groups), max(4, 2 * job.settings.concurrency))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rerank-batch")
+    try:
+        with progress_bar(env, enabled=total > 1) as on_progress:
+            running: dict[Future[list[tuple[Query, list[Result]]]], Group] = {
+                pool.submit(score_group, session, group, job.filters): group for group in groups
+            }
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    group = running.pop(future)
+                    try:
+                        ranked = future.result()
+                    except ApiError as error:
+                        for line in group.lines:
+                            if fmt == "jsonl":  # a TREC run has no place for it
+                                code = int(error.exit_code)
+                                write(
+                                    runs.error_line(
+                                        line.id, line.query, code, error.message, error.status
+                                    )
+                                )
+                            env.warn(f"query {line.key.decode()}: {error.message}")
+                        tally.failed += len(group.lines)
+                        if isinstance(error, ApiRefused):
+                            tally.refused += len(group.lines)
+                        if job.fail_fast:
+                            raise
+                    else:
+                        for line, results in ranked:
+                            if fmt == "trec":
+                                write(runs.trec_lines(line.id, results))
+                            else:
+                                write(runs.query_line(line.id, line.query, results, job.with_text))
+                        tally.done += len(ranked)
+                    if on_progress is not None:
+                        on_progress(tally.done + tally.failed, total)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def score_group(
+    session: Reranker, group: Group, filters: pipeline.Filters
+) -> list[tuple[Query, list[Result]]]:
+    """Score a group's plan on the session, then rank each of its lines on its own documents
+    (indexes from 0 within the line, as ``rerank rank`` numbers them)."""
+    assert group.work is not None
+    scored = session.score(group.query, group.work, settings=group.settings)
+    out = []
+    start = 0
+    for line in group.lines:
+        own = scored[start : start + len(line.documents)]
+        for result in own:
+            result.document.index -= start
+        out.append((line, list(pipeline.rank(own, filters))))
+        start += len(line.documents)
+    return out
+
+
+# -- the output file, and --resume
+
+
+@dataclass
+class Resumed:
+    """What --out holds already: the ids complete in it, and whether anything must go (a torn
+    last line, error lines, lines that are not a query's result)."""
+
+    done: set[bytes] = field(default_factory=set)
+    keep: list[bytes] = field(default_factory=list)
+    clean: bool = True
+
+
+def scan_output(path: Path) -> Resumed:
+    """Read --out for --resume: a line is complete when it ends with a newline and is a JSON
+    object with an ``id`` and a ``results`` list. A torn last line (a kill mid-write) and error
+    lines are dropped, so their queries are done again."""
+    found = Resumed()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return found
+    except OSError as error:
+        raise UsageError(f"cannot read --out file {path}: {error.strerror}") from None
+    for line in data.splitlines(keepends=True):
+        complete = False
+        if line.endswith(b"\n"):
+            try:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                value = None
+            complete = (
+                isinstance(value, dict) and "id" in value and isinstance(value.get("results"), list)
+            )
+        if complete:
+            assert isinstance(value, dict)
+            found.done.add(id_key(value["id"]))
+            found.keep.append(line)
+        elif line.strip():
+            found.clean = False
+    return found
+
+
+@contextmanager
+def open_output(
+    env: Environment, job: BatchJob, kept: Resumed | None
+) -> Iterator[Callable[[bytes], None]]:
+    """A writer of whole query lines, each flushed: stdout, or --out (emptied first; with
+    --resume, kept — rewritten without its torn or failed lines when it has any)."""
+    if job.out is None:
+
+        def to_stdout(data: bytes) -> None:
+            if data:
+                execution.guard_output(lambda: (env.stdout.write(data), env.stdout.flush()))
+
+        yield to_stdout
+        return
+    path = Path(job.out)
+    try:
+        if kept is not None and not kept.clean:
+            replace_file(path, b"".join(kept.keep))
+        stream: IO[bytes] = open(path, "ab" if kept is not None else "wb", buffering=0)  # noqa: SIM115
+    except OSError as error:
+        raise UsageError(f"cannot write --out file {path}: {error.strerror}") from None
+
+    def to_file(data: bytes) -> None:
+        try:
+            view = memoryview(data)
+            while view:
+                written = stream.write(view)
+                view = view[written or 0 :]
+        except OSError as error:
+            raise UsageError(f"cannot write --out file {path}: {error.strerror}") from None
+
+    try:
+        yield to_file
+    finally:
+        stream.close()
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (a temporary file beside it, renamed)."""
+    temporary = path.with_name(f".{path.name}.rerank-{os.getpid()}")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)

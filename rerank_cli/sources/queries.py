@@ -1,0 +1,141 @@
+"""``rerank batch``'s input: JSON lines, one query each —
+``{"id": …, "query": …, "documents": [strings or objects], "instruction"?: …}``.
+
+The whole file is read and checked before anything is sent (it is small next to what it
+costs): an invalid line is ``F:N: …`` (exit 2). A line without ``id`` takes its line number;
+two lines with one id are an error (``--resume`` and ``--shard`` go by id)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from rerank_cli.core.documents import Document, Source
+from rerank_cli.errors import InputError, UsageError
+from rerank_cli.sources.jsonish import _MISSING, lookup, text_of
+from rerank_cli.sources.records import (
+    ReadOptions,
+    ReadReport,
+    chomp,
+    is_blank,
+    split_lines,
+    strip_bom,
+)
+
+
+@dataclass
+class Query:
+    """One line of the query file."""
+
+    id: Any  # a string or a number, as given; else the line number
+    query: str
+    documents: list[Document] = field(default_factory=list)  # blank documents left out
+    instruction: str | None = None  # the line's own, overriding -I/--task
+    line: int = 0
+
+    @property
+    def key(self) -> bytes:
+        """The id as JSON: what --resume and --shard compare (``1`` and ``"1"`` differ)."""
+        return id_key(self.id)
+
+
+def id_key(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+def shard_of(key: bytes, shards: int) -> int:
+    """The query's shard: the first 8 bytes of the SHA-256 of its id's JSON, big-endian, mod
+    ``shards``. Stable across runs, machines and Python versions."""
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") % shards
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` (0 ≤ K < N) → (K, N)."""
+    k, slash, n = text.partition("/")
+    try:
+        shard, shards = int(k), int(n)
+    except ValueError:
+        shard = shards = -1
+    if not slash or shards < 1 or not 0 <= shard < shards:
+        raise UsageError(f"--shard takes K/N with 0 ≤ K < N (e.g. 0/4), got {text!r}")
+    return shard, shards
+
+
+def read_queries(data: bytes, name: str, options: ReadOptions, report: ReadReport) -> list[Query]:
+    """Every query of the file, in file order; raises :class:`InputError` on the first
+    invalid line."""
+    queries: list[Query] = []
+    seen: dict[bytes, int] = {}
+    for number, raw in split_lines(strip_bom(data)):
+        body = chomp(raw)
+        if not body.strip():
+            continue
+        try:
+            value = orjson.loads(report.decode(body, name))
+        except orjson.JSONDecodeError as error:
+            reason = str(error).split(":", 1)[0]
+            raise InputError(f"invalid JSON ({reason})", name, number) from None
+        try:
+            query = _query(value, name, number, options, report)
+        except ValueError as error:
+            raise InputError(str(error), name, number) from None
+        key = query.key
+        if key in seen:
+            raise InputError(
+                f"duplicate id {key.decode()} (first on line {seen[key]})", name, number
+            )
+        seen[key] = number
+        queries.append(query)
+    return queries
+
+
+def _query(value: Any, name: str, number: int, options: ReadOptions, report: ReadReport) -> Query:
+    if not isinstance(value, dict):
+        raise ValueError('expected an object {"id", "query", "documents"}')
+    query_id = value.get("id", number)
+    if query_id is None or isinstance(query_id, (bool, list, dict)):
+        raise ValueError("id must be a string or a number")
+    text = value.get("query")
+    if not isinstance(text, str):
+        raise ValueError("query must be a string" if "query" in value else "no query")
+    if is_blank(text):
+        raise ValueError("the query is blank")
+    instruction = value.get("instruction")
+    if instruction is not None and not isinstance(instruction, str):
+        raise ValueError("instruction must be a string")
+    given = value.get("documents", _MISSING)
+    if given is _MISSING:
+        raise ValueError("no documents (a list of strings or objects)")
+    if not isinstance(given, list):
+        raise ValueError("documents must be a list of strings or objects")
+    documents = []
+    for position, item in enumerate(given):
+        try:
+            document = _document(item, name, number, options)
+        except ValueError as error:
+            raise ValueError(f"document {position}: {error}") from None
+        if document is None:
+            report.skip_blank()
+        else:
+            documents.append(document)
+    return Query(query_id, text, documents, instruction or None, number)
+
+
+def _document(item: Any, name: str, number: int, options: ReadOptions) -> Document | None:
+    text = text_of(item, options)
+    if is_blank(text):
+        return None
+    doc_id = None
+    if options.id_field and isinstance(item, dict):
+        found = lookup(item, options.id_field)
+        doc_id = None if found is _MISSING else found
+    return Document(
+        text=text,
+        raw=orjson.dumps(item) + b"\n",
+        source=Source(name, number),
+        record=item if isinstance(item, dict) else None,
+        id=doc_id,
+    )

@@ -1,0 +1,407 @@
+"""``rerank batch``: many queries on one session, through the real entry point against the
+loopback server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from rerank_cli.errors import UsageError
+from rerank_cli.sources.queries import id_key, parse_shard, shard_of
+from tests.conftest import CliResult, RunCli
+from tests.server import Fault, RerankServer, score
+
+FAST_RETRY = {"retry-after-ms": "1"}
+
+
+def write_queries(path: Path, lines: list[dict[str, Any]]) -> str:
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    return str(path)
+
+
+def many(count: int, documents: int = 3) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"q{n}",
+            "query": f"question number {n}",
+            "documents": [f"answer {n}.{d} about question {n}" for d in range(documents)],
+        }
+        for n in range(count)
+    ]
+
+
+def by_id(result: CliResult) -> dict[Any, dict[str, Any]]:
+    records = result.records()
+    found = {orjson.dumps(record["id"]): record for record in records}
+    assert len(found) == len(records), "an id written twice"
+    return found
+
+
+def lines_of(path: Path) -> dict[bytes, dict[str, Any]]:
+    records = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    found = {id_key(record["id"]): record for record in records}
+    assert len(found) == len(records), "an id written twice"
+    return found
+
+
+# --- what a query's results are -----------------------------------------------------------------
+
+
+def test_each_query_ranks_as_rank_does(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    documents = [
+        {"docid": "p", "text": "Paris is the capital of France."},
+        {"docid": "b", "text": "Bananas are yellow."},
+        {"docid": "blank", "text": "   "},  # skipped, as rank skips it: indexes stay equal
+        {"docid": "l", "text": "Lyon is a city in France."},
+        {"docid": "p2", "text": "Paris is the capital of France."},  # a tie, by input order
+    ]
+    queries = [
+        {"id": "fr", "query": "capital of France", "documents": documents},
+        {"id": 7, "query": "yellow fruit", "documents": ["Bananas are yellow.", "Paris", "x"]},
+        {"query": "cities", "documents": documents[:2]},  # no id: its line number
+    ]
+    given = write_queries(tmp_path / "q.jsonl", queries)
+    result = api_cli("batch", given, "--id-field", "docid", "-k", "3")
+    assert result.exit_code == 0, result.stderr
+    got = by_id(result)
+    assert set(got) == {b'"fr"', b"7", b"3"}
+    for line_id, query in zip(("fr", 7, 3), queries, strict=True):
+        docs = tmp_path / "docs.jsonl"
+        docs.write_bytes(b"".join(orjson.dumps(d) + b"\n" for d in query["documents"]))
+        alone = api_cli(
+            "rank", query["query"], "-i", str(docs), "--id-field", "docid", "-o", "jsonl", "-k", "3"
+        )
+        assert alone.exit_code == 0, alone.stderr
+        expected = [
+            {k: r[k] for k in ("rank", "index", "score", "id", "text") if k in r}
+            for r in alone.records()
+        ]
+        line = got[orjson.dumps(line_id)]
+        assert line["query"] == query["query"]
+        assert line["results"] == expected
+    assert got[b'"fr"']["results"][0]["score"] == score("capital of France", documents[0]["text"])
+
+
+def test_per_line_instruction_overrides_the_option(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    queries = [
+        {"id": 1, "query": "q one", "documents": ["a"]},
+        {"id": 2, "query": "q two", "documents": ["a"], "instruction": "Find code"},
+    ]
+    given = write_queries(tmp_path / "q.jsonl", queries)
+    result = api_cli("batch", given, "-I", "Find logs", "--instruction-mode", "query")
+    assert result.exit_code == 0, result.stderr
+    sent = sorted(request.body["query"] for request in server.rerank_requests)
+    assert sent == [
+        "<Instruct>: Find code\n<Query>: q two",
+        "<Instruct>: Find logs\n<Query>: q one",
+    ]
+
+
+# --- one session ------------------------------------------------------------------------------
+
+
+def test_thirty_queries_share_j_connections_and_run_concurrently(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    server.latency = 0.01
+    server.hold_until_in_flight(2, timeout=5)  # released only if two queries are out together
+    given = write_queries(tmp_path / "q.jsonl", many(30))
+    result = api_cli("batch", given, "-j", "2")
+    assert result.exit_code == 0, result.stderr
+    assert len(by_id(result)) == 30
+    assert len(server.rerank_requests) == 30
+    assert len(server.connections_used) <= 2
+    assert server.max_in_flight == 2
+
+
+def test_a_pair_is_billed_once_and_a_document_once_per_query(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    shared = "The same document for every query."
+    queries = [
+        {"id": "a", "query": "first question", "documents": [shared, "only in a"]},
+        {"id": "b", "query": "second question", "documents": [shared]},
+        # The same query again: its pairs are a's, and a's line is still its own.
+        {"id": "c", "query": "first question", "documents": ["only in a", shared, shared]},
+    ]
+    given = write_queries(tmp_path / "q.jsonl", queries)
+    result = api_cli("batch", given, "--no-cache", "-j", "4")
+    assert result.exit_code == 0, result.stderr
+    # (first, shared), (first, only in a), (second, shared)
+    assert server.billed_documents == 3
+    got = by_id(result)
+    for line in queries:
+        records = got[orjson.dumps(line["id"])]["results"]
+        assert sorted(r["index"] for r in records) == list(range(len(line["documents"])))
+        for record in records:
+            assert record["score"] == score(line["query"], line["documents"][record["index"]])
+
+
+# --- --resume and --shard -------------------------------------------------------------------------
+
+
+def test_resume_redoes_only_a_torn_last_line(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    given = write_queries(tmp_path / "q.jsonl", many(6))
+    out = tmp_path / "run.jsonl"
+    first = api_cli("batch", given, "--out", str(out), "--no-cache")
+    assert first.exit_code == 0, first.stderr
+    assert first.stdout == b""
+    whole = lines_of(out)
+    data = out.read_bytes()
+    lines = data.splitlines(keepends=True)
+    torn = orjson.loads(lines[-1])
+    out.write_bytes(b"".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])  # a kill mid-write
+    before = len(server.rerank_requests)
+
+    again = api_cli("batch", given, "--out", str(out), "--resume", "--no-cache", "-v")
+    assert again.exit_code == 0, again.stderr
+    redone = server.rerank_requests[before:]
+    assert [r.body["query"] for r in redone] == [torn["query"]]  # nothing complete re-sent
+    assert lines_of(out) == whole
+    assert "5 done before (--resume)" in again.stderr
+
+    third = api_cli("batch", given, "--out", str(out), "--resume", "--no-cache")
+    assert third.exit_code == 0, third.stderr
+    assert len(server.rerank_requests) == before + 1
+    assert lines_of(out) == whole
+
+
+def test_resume_takes_a_line_without_its_newline_as_torn(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    given = write_queries(tmp_path / "q.jsonl", many(3))
+    out = tmp_path / "run.jsonl"
+    assert api_cli("batch", given, "--out", str(out), "--no-cache").exit_code == 0
+    whole = lines_of(out)
+    data = out.read_bytes()
+    last = orjson.loads(data.splitlines()[-1])
+    out.write_bytes(data[:-1])  # the whole object, but the kill came before its newline
+    before = len(server.rerank_requests)
+    again = api_cli("batch", given, "--out", str(out), "--resume", "--no-cache")
+    assert again.exit_code == 0, again.stderr
+    assert [r.body["query"] for r in server.rerank_requests[before:]] == [last["query"]]
+    assert out.read_bytes().endswith(b"\n")
+    assert lines_of(out) == whole
+
+
+def test_resume_redoes_failed_queries_and_starts_a_missing_file(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    given = write_queries(tmp_path / "q.jsonl", many(4))
+    out = tmp_path / "run.jsonl"
+    server.fail_first(1, Fault.error(500, "boom", headers=FAST_RETRY))
+    first = api_cli("batch", given, "--out", str(out), "--resume", "--max-retries", "0", "-j", "1")
+    assert first.exit_code == 4
+    assert sum("error" in record for record in lines_of(out).values()) == 1
+    again = api_cli("batch", given, "--out", str(out), "--resume")
+    assert again.exit_code == 0, again.stderr
+    records = lines_of(out)
+    assert len(records) == 4
+    assert all("results" in record for record in records.values())
+
+
+def test_shards_partition_the_queries_and_their_union_is_the_whole(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    given = write_queries(tmp_path / "q.jsonl", many(20, documents=2))
+    whole = tmp_path / "whole.jsonl"
+    assert api_cli("batch", given, "--out", str(whole)).exit_code == 0
+    union: dict[bytes, dict[str, Any]] = {}
+    for k in range(3):
+        part = tmp_path / f"part{k}.jsonl"
+        result = api_cli("batch", given, "--shard", f"{k}/3", "--out", str(part))
+        assert result.exit_code == 0, result.stderr
+        records = lines_of(part)
+        assert all(shard_of(key, 3) == k for key in records)
+        assert not set(records) & set(union)
+        union.update(records)
+    assert union == lines_of(whole)
+
+
+def test_shard_hash_is_stable_and_checked() -> None:
+    # The first 8 bytes of sha256(b'"q0"'), big-endian, mod 4: fixed for every machine.
+    import hashlib
+
+    assert shard_of(b'"q0"', 4) == int(hashlib.sha256(b'"q0"').hexdigest()[:16], 16) % 4
+    assert parse_shard("2/4") == (2, 4)
+    for bad in ("4/4", "-1/2", "1", "a/b", "0/0"):
+        with pytest.raises(UsageError):
+            parse_shard(bad)
+
+
+# --- failures -------------------------------------------------------------------------------------
+
+
+def test_a_failing_query_is_an_error_line_and_the_others_go_on(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    given = write_queries(tmp_path / "q.jsonl", many(5))
+    server.fail_first(1, Fault.error(500, "boom", headers=FAST_RETRY))
+    result = api_cli("batch", given, "--max-retries", "0", "-j", "1")
+    assert result.exit_code == 4, result.stderr
+    records = result.records()
+    failed = [r for r in records if "error" in r]
+    assert len(records) == 5
+    assert len(failed) == 1
+    assert failed[0]["error"]["code"] == 4
+    assert failed[0]["error"]["status"] == 500
+    assert "boom" in failed[0]["error"]["message"]
+    assert set(failed[0]) == {"id", "query", "error"}
+    assert "rerank: error: 1 query of 5 failed" in result.stderr
+
+
+def test_refusals_only_exit_3(api_cli: RunCli, server: RerankServer, tmp_path: Path) -> None:
+    given = write_queries(tmp_path / "q.jsonl", many(3))
+    server.fail_first(1, Fault.error(400, "that query is not allowed"))
+    result = api_cli("batch", given, "-j", "1")
+    assert result.exit_code == 3, result.stderr
+    failed = [r for r in result.records() if "error" in r]
+    assert [f["error"]["code"] for f in failed] == [3]
+
+
+def test_fail_fast_stops_at_the_first_failure(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    server.latency = 0.05
+    given = write_queries(tmp_path / "q.jsonl", many(12))
+    server.fail_first(1, Fault.error(500, "boom", headers=FAST_RETRY))
+    result = api_cli("batch", given, "--max-retries", "0", "-j", "1", "--fail-fast")
+    assert result.exit_code == 4
+    records = result.records()
+    assert sum("error" in r for r in records) == 1
+    assert len(records) < 12
+    assert len(server.rerank_requests) < 12
+    assert "boom" in result.stderr
+
+
+# --- formats, cost, input errors ----------------------------------------------------------------
+
+
+def test_trec_output(api_cli: RunCli, server: RerankServer, tmp_path: Path) -> None:
+    queries = [
+        {
+            "id": "q1",
+            "query": "capital of France",
+            "documents": [
+                {"docid": "D1", "text": "Bananas are yellow."},
+                {"docid": "D2", "text": "Paris is the capital of France."},
+            ],
+        },
+        {"id": 2, "query": "yellow", "documents": ["Bananas are yellow.", "Paris"]},
+    ]
+    given = write_queries(tmp_path / "q.jsonl", queries)
+    result = api_cli("batch", given, "-o", "trec", "--id-field", "docid", "-j", "1")
+    assert result.exit_code == 0, result.stderr
+    lines = sorted(result.text.splitlines())
+    france = sorted(
+        [
+            ("D1", score("capital of France", "Bananas are yellow.")),
+            ("D2", score("capital of France", "Paris is the capital of France.")),
+        ],
+        key=lambda pair: -pair[1],
+    )
+    yellow = sorted(
+        [("0", score("yellow", "Bananas are yellow.")), ("1", score("yellow", "Paris"))],
+        key=lambda pair: -pair[1],
+    )
+    expected = [f"q1 Q0 {d} {n} {s!r} rerank" for n, (d, s) in enumerate(france, 1)]
+    expected += [f"2 Q0 {d} {n} {s!r} rerank" for n, (d, s) in enumerate(yellow, 1)]
+    assert lines == sorted(expected)
+    for line in lines:
+        assert len(line.split()) == 6
+
+
+def test_trec_refuses_ids_with_spaces_and_resume(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    given = write_queries(tmp_path / "q.jsonl", [{"id": "a b", "query": "q", "documents": ["x"]}])
+    result = api_cli("batch", given, "-o", "trec")
+    assert result.exit_code == 2
+    assert 'q.jsonl:1: id "a b"' in result.stderr
+    out = str(tmp_path / "o")
+    assert api_cli("batch", given, "-o", "trec", "--out", out, "--resume").exit_code == 2
+    assert api_cli("batch", given, "--resume").exit_code == 2
+    assert server.rerank_requests == []
+
+
+def test_dry_run_sums_the_file_and_sends_nothing(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    queries = many(4, documents=3)
+    queries.append(
+        {"id": "again", "query": queries[0]["query"], "documents": queries[0]["documents"]}
+    )
+    given = write_queries(tmp_path / "q.jsonl", queries)
+    result = api_cli("batch", given, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert server.rerank_requests == []
+    assert "dry run: 5 queries; 15 documents, 12 unique, 0 cached, 12 to send" in result.stderr
+    report = api_cli("batch", given, "--dry-run", "-o", "jsonl")
+    data = orjson.loads(report.stdout)
+    assert (data["queries"], data["documents"], data["to_send"]) == (5, 15, 12)
+    assert data["estimated_cost"] == pytest.approx(12 * data["price_per_1k"] / 1000)
+    # After two queries are ranked, the cache answers them.
+    two = write_queries(tmp_path / "two.jsonl", queries[:2])
+    assert api_cli("batch", two).exit_code == 0
+    sent = len(server.rerank_requests)
+    cached = api_cli("batch", given, "--dry-run")
+    assert "6 cached, 6 to send" in cached.stderr
+    assert len(server.rerank_requests) == sent
+
+
+def test_budget_for_the_whole_file(api_cli: RunCli, server: RerankServer, tmp_path: Path) -> None:
+    given = write_queries(tmp_path / "q.jsonl", many(4, documents=3))
+    result = api_cli("batch", given, "--max-docs", "11")
+    assert result.exit_code == 2
+    assert "refusing to send 12 documents" in result.stderr
+    assert server.rerank_requests == []
+    assert api_cli("batch", given, "--max-docs", "12").exit_code == 0
+
+
+def test_an_invalid_line_stops_the_run_before_anything_is_sent(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    good = orjson.dumps({"id": 1, "query": "q", "documents": ["a"]}).decode()
+    cases = {
+        "{not json": "q.jsonl:3: invalid JSON",
+        '{"id": 2, "documents": ["a"]}': "q.jsonl:3: no query",
+        '{"id": 2, "query": "q", "documents": "a"}': "q.jsonl:3: documents must be a list",
+        '{"id": 2, "query": "q", "documents": [{"body": 1, "x": null}, {"y": 1}]}': (
+            "q.jsonl:3: document 1: no text field"
+        ),
+        '{"id": 1, "query": "q", "documents": ["a"]}': (
+            "q.jsonl:3: duplicate id 1 (first on line 1)"
+        ),
+        '{"id": 2, "query": "  ", "documents": ["a"]}': "q.jsonl:3: the query is blank",
+    }
+    for bad, message in cases.items():
+        path = tmp_path / "q.jsonl"
+        path.write_text(f"{good}\n\n{bad}\n")
+        result = api_cli("batch", str(path))
+        assert result.exit_code == 2, (bad, result.stderr)
+        assert f"rerank: error: {path}:3: " in result.stderr, (bad, result.stderr)
+        assert message in result.stderr, (bad, result.stderr)
+        assert result.stdout == b""
+    assert server.rerank_requests == []
+
+
+def test_stdin_verbose_and_stats(api_cli: RunCli, server: RerankServer, tmp_path: Path) -> None:
+    queries = many(3, documents=2)
+    stdin = b"".join(orjson.dumps(line) + b"\n" for line in queries)
+    stats = tmp_path / "stats.json"
+    result = api_cli("batch", "-", "-v", "--stats", str(stats), stdin=stdin)
+    assert result.exit_code == 0, result.stderr
+    assert len(result.records()) == 3
+    assert "3 queries, 3 ranked; 6 documents" in result.stderr
+    data = orjson.loads(stats.read_bytes())
+    assert (data["queries"], data["ranked"], data["failed"], data["billed"]) == (3, 3, 0, 6)
+    assert data["requests"] == 3
