@@ -65,6 +65,10 @@ def test_a_typo_of_a_subcommand_is_refused_and_nothing_is_sent(
         ("rank", "confg", "a confg", "b"),  # the explicit form always ranks
         ("--", "confg", "a confg", "b"),
         ("capital", "a capital", "b"),
+        # one letter changed in a short command is as likely a word: ranked
+        ("match", "a match", "b"),
+        ("bank", "a bank", "b"),
+        ("tiles", "a tiles", "b"),
     ],
 )
 def test_a_query_that_is_no_typo_ranks(cli: RunCli, args: tuple[str, ...]) -> None:

@@ -55,20 +55,28 @@ def route(args: Sequence[str]) -> list[str]:
 
 
 def near_subcommand(word: str) -> str | None:
-    """The subcommand ``word`` is a typo of — one edit away (a letter added, dropped, changed,
-    or two swapped), two for names of six letters or more — or None. Only a single word of
-    letters can be one: a query with a space, a digit or a dash is never taken for a command."""
+    """The subcommand ``word`` is a typo of, or None. A typo is one edit: a letter dropped or
+    added, two neighbours swapped (``confg``, ``cahce``, ``rnak``) — or, for names of six
+    letters or more, one letter changed (``confug``); a one-letter change of a short name is
+    as likely a word of its own (``bank``, ``match``, ``tiles``). Only a single word of letters
+    can be one: a query with a space, a digit or a dash is never taken for a command."""
     if not (word.isascii() and word.isalpha()):
         return None
     word = word.lower()
-    best: tuple[int, str] | None = None
     for name in sorted(SUBCOMMANDS):
-        if abs(len(name) - len(word)) > 2:
+        if abs(len(name) - len(word)) > 1:
             continue
         distance = _edits(word, name)
-        if distance <= (1 if len(name) < 6 else 2) and (best is None or distance < best[0]):
-            best = (distance, name)
-    return best[1] if best else None
+        if distance == 0:  # ``Config``: the command, in other letters' case
+            return name
+        if distance != 1:
+            continue
+        changed = (
+            len(word) == len(name) and sum(x != y for x, y in zip(word, name, strict=True)) == 1
+        )
+        if not changed or len(name) >= 6:
+            return name
+    return None
 
 
 def _edits(a: str, b: str) -> int:
