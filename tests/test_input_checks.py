@@ -250,32 +250,3 @@ def test_forced_colour_in_a_pipe_pads_no_line_either(cli: RunCli) -> None:
     coloured = cli(*args, stdin=TICKETS).text
     assert "\x1b[" in coloured
     assert all(not ANSI.sub("", line).endswith(" ") for line in coloured.splitlines())
-
-
-def test_blank_grep_and_rg_json_matches_are_never_sent(
-    api_cli: RunCli, server: RerankServer, tmp_path: Path
-) -> None:
-    """`grep -n ''` matches empty lines too: nothing to score, skipped and counted."""
-    grep_output = b"notes.txt:1:alpha\nnotes.txt:2:\nnotes.txt:3:   \nnotes.txt:4:beta\n"
-    done = api_cli("q", "--grep", "-v", "-o", "jsonl", stdin=grep_output)
-    assert done.exit_code == 0, done.stderr
-    assert sorted(r["text"] for r in done.records()) == ["alpha", "beta"]
-    assert "2 skipped" in done.stderr
-    events = [
-        {
-            "type": "match",
-            "data": {
-                "path": {"text": "n.txt"},
-                "lines": {"text": text},
-                "line_number": n,
-                "absolute_offset": 0,
-                "submatches": [],
-            },
-        }
-        for n, text in enumerate(["alpha\n", "\n", "  \n", "beta\n"], 1)
-    ]
-    rg = b"".join(orjson.dumps(e) + b"\n" for e in events)
-    done = api_cli("q", "-F", "rg-json", "-o", "jsonl", stdin=rg)
-    assert done.exit_code == 0, done.stderr
-    assert sorted(r["text"] for r in done.records()) == ["alpha", "beta"]
-    assert all(d.strip() for r in server.rerank_requests for d in r.documents)

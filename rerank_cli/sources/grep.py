@@ -49,7 +49,6 @@ from rerank_cli.sources.records import (
     ReadOptions,
     ReadReport,
     chomp,
-    is_blank,
     split_lines,
     strip_bom,
 )
@@ -343,15 +342,10 @@ def _near(
 
 
 def assemble(
-    entries: Sequence[Entry],
-    name: str,
-    options: ReadOptions,
-    separator: bytes | None,
-    report: ReadReport,
+    entries: Sequence[Entry], name: str, options: ReadOptions, separator: bytes | None
 ) -> Iterator[Document]:
     """Documents from parsed entries: one per match with its context attached, or one per
     group with ``--group``. ``separator`` (None: none) goes between documents in plain output.
-    A blank match (``grep -n ''`` matches empty lines) is nothing to score: skipped, counted.
     """
     if options.group:
         by_group: dict[int, list[Entry]] = {}
@@ -360,9 +354,6 @@ def assemble(
         for members in by_group.values():
             main = next((e for e in members if not e.context), members[0])
             text = "\n".join(e.text for e in members)
-            if is_blank(text):
-                report.skip_blank()
-                continue
             yield _document(main, members, text, name, options, separator)
         return
     owner = _owners(entries)
@@ -371,9 +362,6 @@ def assemble(
         attached.setdefault(owner[index], []).append(entry)
     for index in sorted(attached):
         main = entries[index]
-        if is_blank(main.text):
-            report.skip_blank()
-            continue
         yield _document(main, attached[index], main.text, name, options, separator)
 
 
@@ -484,8 +472,7 @@ def read(data: bytes, name: str, options: ReadOptions, report: ReadReport) -> It
         )
     # `--` between documents when the input had context (or with --group), as rg prints it.
     separated = options.group or separator is not None or any(e.context for e in entries)
-    separator = (separator or DEFAULT_SEPARATOR) if separated else None
-    return assemble(entries, name, options, separator, report)
+    return assemble(entries, name, options, (separator or DEFAULT_SEPARATOR) if separated else None)
 
 
 def _follows(previous: Split, split: Split) -> bool:

@@ -161,4 +161,4 @@ def read(data: bytes, name: str, options: ReadOptions, report: ReadReport) -> It
             )
         )
     separated = options.group or any(e.context for e in entries)
-    return assemble(entries, name, options, DEFAULT_SEPARATOR if separated else None, report)
+    return assemble(entries, name, options, DEFAULT_SEPARATOR if separated else None)
