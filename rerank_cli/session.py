@@ -312,8 +312,7 @@ class Reranker:
         """The texts to score: documents numbered, split by ``split``, any part over the
         model's token limit windowed, truncated or refused (``long``), then deduplicated."""
         settings = settings or self.settings
-        if not query.strip():  # checked before any input is read, and nothing is billed
-            raise UsageError("the query is blank: give what the documents are ranked against")
+        check_query(query)  # before any input is read, and nothing is billed
         numbered = _numbered(documents)
         with self._lock:
             self.stats.documents += len(numbered)
@@ -565,6 +564,12 @@ class _Stack:
     settings: Settings
     engine: Engine  # behind the cache, when there is one
     cached: CachedEngine | None
+
+
+def check_query(query: str) -> None:
+    """A blank query ranks nothing: a usage error, before anything is read or sent."""
+    if not query.strip():
+        raise UsageError("the query is blank: give what the documents are ranked against")
 
 
 def key_hint(settings: Settings) -> str:

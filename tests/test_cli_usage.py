@@ -109,10 +109,13 @@ def test_near_subcommand(word: str, command: str | None) -> None:
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists() or not RERANK.exists(), reason="no /dev/full")
-def test_a_full_disk_is_cannot_write_output(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "args", [("q", "a q", "b", *LEX), ("--version",), ("--help",), ("rank", "--help")]
+)
+def test_a_full_disk_is_cannot_write_output(tmp_path: Path, args: tuple[str, ...]) -> None:
     with open("/dev/full", "wb") as full:
         done = subprocess.run(
-            [str(RERANK), "q", "a q", "b", *LEX],
+            [str(RERANK), *args],
             stdout=full,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
@@ -172,12 +175,20 @@ def test_quiet_files_with_no_files_prints_nothing(cli: RunCli, tmp_path: Path) -
             "-k/--top-k must be a whole number ≥ 1, got 'x'",
             "rerank rank",
         ),
-        (("q", "a", "-s", "nan"), "-s/--min-score must be a number, got 'nan'", "rerank"),
-        (("q", "a", "-s", "inf"), "-s/--min-score must be a number, got 'inf'", "rerank"),
-        (("q", "a", "-s", "-inf"), "-s/--min-score must be a number, got '-inf'", "rerank"),
-        (("q", "a", "-s", "high"), "-s/--min-score must be a number, got 'high'", "rerank"),
-        (("q", "a", "--max-cost", "inf"), "--max-cost must be a number ≥ 0, got 'inf'", "rerank"),
-        (("q", "a", "--timeout", "x"), "--timeout must be a number ≥ 0.001, got 'x'", "rerank"),
+        (("q", "a", "-s", "nan"), "-s/--min-score must be a finite number, got 'nan'", "rerank"),
+        (("q", "a", "-s", "inf"), "-s/--min-score must be a finite number, got 'inf'", "rerank"),
+        (("q", "a", "-s", "-inf"), "-s/--min-score must be a finite number, got '-inf'", "rerank"),
+        (("q", "a", "-s", "high"), "-s/--min-score must be a finite number, got 'high'", "rerank"),
+        (
+            ("q", "a", "--max-cost", "inf"),
+            "--max-cost must be a finite number ≥ 0, got 'inf'",
+            "rerank",
+        ),
+        (
+            ("q", "a", "--timeout", "x"),
+            "--timeout must be a finite number ≥ 0.001, got 'x'",
+            "rerank",
+        ),
         (("q", "a", "-j", "0"), "-j/--concurrency must be a whole number ≥ 1, got '0'", "rerank"),
         (
             ("q", "a", "-o", "yaml"),
@@ -212,7 +223,7 @@ def test_quiet_files_with_no_files_prints_nothing(cli: RunCli, tmp_path: Path) -
         ),
         (
             ("cache", "clear", "--older-than", "week"),
-            "--older-than must be a number ≥ 0, got 'week'",
+            "--older-than must be a finite number ≥ 0, got 'week'",
             "rerank cache clear",
         ),
         (
@@ -252,7 +263,7 @@ def test_usage_errors_name_the_option_and_what_it_expects(
 def test_setting_values_from_config_are_still_checked(cli: RunCli) -> None:
     result = cli("config", "set", "max_cost", "nan")
     assert result.exit_code == 2
-    assert "max_cost must be a number ≥ 0, got 'nan'" in result.stderr
+    assert "max_cost must be a finite number ≥ 0, got 'nan'" in result.stderr
 
 
 # --- help -----------------------------------------------------------------------------------------
@@ -380,7 +391,7 @@ def test_cache_stats_as_json(cli: RunCli, args: tuple[str, ...]) -> None:
     assert result.exit_code == 0, result.stderr
     data = orjson.loads(result.stdout)
     assert data["entries"] == 0 and data["last_run"] is None
-    assert (result.stdout.count(b"\n") == 1) == (args == ("-o", "jsonl"))
+    assert (result.stdout.count(b"\n") == 1) == (args != ("-o", "json"))  # --json: one line
 
 
 def test_config_unset_of_an_unset_key_is_no_error(

@@ -271,7 +271,7 @@ def test_verbose_counts_files_skipped_by_ignore_hidden_and_glob_rules(
     make(workdir, {".hidden.py": "x\n", "b.md": "x\n"})
     result = lexical(cli, QUERY, "-g", "!*.md", "-v")
     assert result.exit_code == 0, result.stderr
-    assert "1 files, 1 chunks; skipped 2 ignored, 2 hidden, 1 excluded by -g\n" in result.stderr
+    assert "1 file, 1 chunk; skipped 2 ignored, 2 hidden, 1 excluded by -g\n" in result.stderr
 
 
 def test_binary_large_empty_and_unreadable_files_are_skipped_and_counted(

@@ -380,4 +380,6 @@ def test_a_blank_query_is_a_usage_error_and_sends_nothing(
         done = api_cli(*args, stdin=b"never read\n")
         assert done.exit_code == 2, done.stderr
         assert "the query is blank" in done.stderr
+        without_key = api_cli(*args, env={"GR_KEY": ""})  # the usage error comes first
+        assert without_key.exit_code == 2, without_key.stderr
     assert server.requests == []

@@ -78,7 +78,7 @@ def test_switches_that_contradict_each_other() -> None:
         ({"batch_size": 0}, "batch_size must be a whole number ≥ 1, got 0"),
         ({"batch_size": True}, "batch_size must be a whole number ≥ 1, got True"),
         ({"batch_size": 2.5}, "batch_size must be a whole number ≥ 1, got 2.5"),
-        ({"max_cost": "abc"}, "max_cost must be a number ≥ 0, got 'abc'"),
+        ({"max_cost": "abc"}, "max_cost must be a finite number ≥ 0, got 'abc'"),
         ({"tier": "fast"}, "tier must be one of realtime, batch, got 'fast'"),
         ({"task": "poetry"}, "task must be one of web, code, qa, docs, logs, dedup, got 'poetry'"),
         ({"base_url": "ftp://x"}, "base_url must be an http:// or https:// URL, got 'ftp://x'"),
@@ -95,11 +95,11 @@ def test_a_bad_python_value_is_named_and_shown(overrides: dict[str, Any], messag
 @pytest.mark.parametrize("setting", ["timeout", "max_cost", "cache_ttl"])
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", float("nan"), float("inf")])
 def test_non_finite_numbers_are_refused_everywhere(setting: str, value: Any) -> None:
-    assert f"{setting} must be a number" in refused({setting: value})
-    assert f"{setting} must be a number" in refused({}, config={setting: value})
+    assert f"{setting} must be a finite number" in refused({setting: value})
+    assert f"{setting} must be a finite number" in refused({}, config={setting: value})
     if isinstance(value, str):
         variable = f"RERANK_{setting.upper()}"
-        assert f"${variable} must be a number" in refused({}, **{variable: value})
+        assert f"${variable} must be a finite number" in refused({}, **{variable: value})
 
 
 def test_a_secret_is_never_shown_in_a_message() -> None:
@@ -185,14 +185,14 @@ def test_load_reads_the_config_file_unless_given_one(tmp_path: Path) -> None:
     ("args", "env", "message"),
     [
         (("--base-url", "ftp://x"), {}, "--base-url must be an http:// or https:// URL, got"),
-        (("--max-cost", "nan"), {}, "--max-cost must be a number ≥ 0, got 'nan'"),
-        (("--cache-ttl", "inf"), {}, "--cache-ttl must be a number ≥ 0, got 'inf'"),
+        (("--max-cost", "nan"), {}, "--max-cost must be a finite number ≥ 0, got 'nan'"),
+        (("--cache-ttl", "inf"), {}, "--cache-ttl must be a finite number ≥ 0, got 'inf'"),
         (("--model", ""), {}, "--model must be a non-empty string, got ''"),
         (("--no-cache", "--refresh"), {}, "--no-cache and --refresh contradict each other"),
         ((), {"RERANK_BATCH_SIZE": "abc"}, "$RERANK_BATCH_SIZE must be a whole number ≥ 1"),
         ((), {"RERANK_TIER": "fast"}, "$RERANK_TIER must be one of realtime, batch, got 'fast'"),
-        ((), {"RERANK_MAX_COST": "abc"}, "$RERANK_MAX_COST must be a number ≥ 0, got 'abc'"),
-        ((), {"RERANK_TIMEOUT": "nan"}, "$RERANK_TIMEOUT must be a number"),
+        ((), {"RERANK_MAX_COST": "abc"}, "$RERANK_MAX_COST must be a finite number ≥ 0, got 'abc'"),
+        ((), {"RERANK_TIMEOUT": "nan"}, "$RERANK_TIMEOUT must be a finite number"),
     ],
 )
 def test_cli_messages_name_the_option_or_variable(
@@ -212,7 +212,7 @@ def test_cli_config_file_messages_name_the_file_and_key(
     (config_dir / "config.toml").write_text('max_cost = "abc"\n')
     result = cli("q", "a", *LEX)
     assert result.exit_code == 2
-    assert "config.toml: max_cost must be a number ≥ 0, got 'abc'" in result.stderr
+    assert "config.toml: max_cost must be a finite number ≥ 0, got 'abc'" in result.stderr
 
 
 def test_config_set_checks_with_the_schema(cli: RunCli) -> None:

@@ -100,7 +100,17 @@ def main(argv: Sequence[str] | None = None, environment: Environment | None = No
     args = sys.argv[1:] if argv is None else list(argv)
     if args in (["--version"], ["-V"]):
         line = f"rerank {__version__}\n".encode()
-        (environment.stdout if environment else sys.stdout.buffer).write(line)
+        stdout = environment.stdout if environment else sys.stdout.buffer
+        try:
+            stdout.write(line)
+            stdout.flush()
+        except BrokenPipeError:
+            return 0
+        except OSError as error:  # /dev/full: said as every other write failure is
+            stderr = environment.stderr if environment else sys.stderr
+            reason = error.strerror or str(error)
+            stderr.write(f"rerank: error: cannot write output: {reason[:1].lower()}{reason[1:]}\n")
+            return 2
         return 0
     try:
         routed = route(args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import sys
@@ -120,15 +121,36 @@ def run(
         return int(error.exit_code)
     except KeyboardInterrupt:
         return int(ExitCode.INTERRUPTED)
+    except OSError as error:
+        if error.errno not in WRITE_FAILURES:  # not stdout refusing a write: a bug, below
+            return _internal_error(env, error)
+        # What Rich writes itself (help) does not pass through Output: say it the same way.
+        env.stderr.write(f"rerank: error: {write_failure(error)}\n")
+        _quiet_broken_pipe()  # the unwritten rest must not fail again at exit
+        return int(ExitCode.USAGE)
     except Exception as error:  # a bug: say so in one line, never as "nothing found" (exit 1)
-        if env.env.get("RERANK_DEBUG"):
-            raise
-        detail = redact(f"{type(error).__name__}: {error}")
-        env.stderr.write(
-            f"rerank: internal error: {detail} (please report it; RERANK_DEBUG=1 shows where)\n"
-        )
-        return int(ExitCode.API_FAILED)
+        return _internal_error(env, error)
     return code if isinstance(code, int) else 0
+
+
+# errno values of a write the device or file system refused: full, over quota, too big, I/O.
+WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
+def write_failure(error: OSError) -> str:
+    reason = error.strerror or str(error)
+    return f"cannot write output: {reason[:1].lower()}{reason[1:]}"
+
+
+def _internal_error(env: Environment, error: Exception) -> int:
+    """A bug: said in one line, never as "nothing found" (exit 1)."""
+    if env.env.get("RERANK_DEBUG"):
+        raise error
+    detail = redact(f"{type(error).__name__}: {error}")
+    env.stderr.write(
+        f"rerank: internal error: {detail} (please report it; RERANK_DEBUG=1 shows where)\n"
+    )
+    return int(ExitCode.API_FAILED)
 
 
 def _remember_parameters(command: Command, given: dict[str, Any]) -> None:
@@ -174,8 +196,7 @@ def _writing() -> Iterator[None]:
     except BrokenPipeError:
         raise OutputClosed() from None
     except OSError as error:
-        reason = error.strerror or str(error)
-        raise OutputFailed(f"cannot write output: {reason[:1].lower()}{reason[1:]}") from None
+        raise OutputFailed(write_failure(error)) from None
 
 
 class OutputFailed(UsageError):

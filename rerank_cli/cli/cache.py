@@ -42,14 +42,16 @@ def stats(
             help="table: one line per figure; json: one object; jsonl: the object on one line.",
         ),
     ] = StatsFormat.table,
-    json: Annotated[bool, typer.Option("--json", help="The same as -o json.")] = False,
+    json: Annotated[
+        bool, typer.Option("--json", help="One JSON object on one line (the same as -o jsonl).")
+    ] = False,
 ) -> None:
     """Entries, size on disk, and the last run's hits and misses."""
     from rerank_cli.store import maintenance as cache_admin
 
     report = cache_admin.stats(ctx.obj.env, ctx.obj.warn)
-    if json:
-        output = StatsFormat.json
+    if json:  # one line, as it always printed: scripts read it so
+        output = StatsFormat.jsonl
     if output is StatsFormat.table:
         _out(ctx, report.text())
         return

@@ -72,7 +72,7 @@ def _expected(kind: ParamType) -> str | None:
     if isinstance(kind, IntParamType):
         return "a whole number" + _bounds(kind)
     if isinstance(kind, FloatParamType):
-        return "a number" + _bounds(kind)
+        return "a finite number" + _bounds(kind)
     return None
 
 

@@ -13,9 +13,10 @@ from rerank_cli.core.line_chunks import Chunker, LineChunker, splitter
 from rerank_cli.errors import ExitCode, NothingToShow, UsageError
 from rerank_cli.jobs import execution
 from rerank_cli.jobs.execution import JobOptions
-from rerank_cli.session import Reranker
+from rerank_cli.session import Reranker, check_query
 from rerank_cli.sources import walk
 from rerank_cli.terminal import Environment
+from rerank_cli.words import plural
 
 
 @dataclass(kw_only=True)
@@ -90,6 +91,7 @@ def run(env: Environment, job: FilesJob) -> ExitCode:
     fmt = output_format(env, job)
     limit = terminal_limit(env, job, fmt)
     # Before the walk: a missing key or an insecure URL fails at once, not after a long walk.
+    check_query(job.query)  # a usage error, before the key is asked for (exit 3)
     with execution.open_session(env, job) as session:
         walk.check_paths(job.paths)  # a missing path is exit 2 before anything is sent
         if job.walk_options.include_secrets:
@@ -99,7 +101,8 @@ def run(env: Environment, job: FilesJob) -> ExitCode:
         work = session.plan(job.query, found, splitter(job.chunker), verbose=job.verbose)
         if job.verbose:
             skipped = report.summary(job.walk_options.max_filesize)
-            env.info(f"{len(work.documents)} files, {len(work.units)} chunks; {skipped}")
+            files, chunks = plural(len(work.documents), "file"), plural(len(work.units), "chunk")
+            env.info(f"{files}, {chunks}; {skipped}")
         if not work.documents:
             skipped = report.summary(job.walk_options.max_filesize)
             why = "" if job.verbose or skipped == "skipped nothing" else f" ({skipped})"

@@ -14,6 +14,7 @@ from rerank_cli import writers
 from rerank_cli.core.documents import Document, Result
 from rerank_cli.errors import ExitCode, InputError, NothingToShow, UsageError
 from rerank_cli.jobs.execution import JobOptions, execute, open_session, output_format
+from rerank_cli.session import check_query
 from rerank_cli.sources.records import is_blank
 from rerank_cli.terminal import Environment
 
@@ -78,6 +79,7 @@ def emit(env: Environment, results: list[Result], fmt: str) -> None:
 def run(env: Environment, job: RankJob) -> ExitCode:
     # The session checks the key (and that it would not travel in clear text) before any
     # input is read.
+    check_query(job.query)  # a usage error, before the key is asked for (exit 3)
     with open_session(env, job) as session:
         report = readers.ReadReport(on_warning=env.warn)
         work = session.plan(job.query, documents(env, job, report), verbose=job.verbose)

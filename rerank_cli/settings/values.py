@@ -72,7 +72,7 @@ def whole(minimum: int | None = None) -> Parser:
 
 def number(minimum: float | None = None) -> Parser:
     """A finite number (never nan or inf) ≥ ``minimum``."""
-    expected = "a number" + _bound(minimum)
+    expected = "a finite number" + _bound(minimum)
 
     def parse(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
