@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -445,3 +446,26 @@ def test_version_loads_nothing_but_the_entry_point() -> None:
     lines = done.stdout.decode().splitlines()
     assert lines[0].startswith("rerank ")
     assert lines[1:] == ["rerank_cli rerank_cli.cli"]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or not RERANK.exists(), reason="no bash")
+def test_bash_completes_after_a_query_through_the_real_script(tmp_path: Path) -> None:
+    """The script bash loads, run by bash: `rerank q --eng<TAB>` completes rank's options."""
+    script = (
+        f'eval "$({RERANK} completion bash)"\n'
+        "COMP_WORDS=(rerank q --eng); COMP_CWORD=2\n"
+        "_rerank_completion rerank\n"
+        'printf "%s\\n" "${COMPREPLY[@]}"\n'
+        "COMP_WORDS=(rerank con); COMP_CWORD=1\n"
+        "_rerank_completion rerank\n"
+        'printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    done = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        env=process_env(tmp_path, PATH=f"{RERANK.parent}:{os.environ['PATH']}"),
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().split() == ["--engine", "config"]

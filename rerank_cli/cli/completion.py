@@ -48,10 +48,11 @@ def prepare_request(environ: MutableMapping[str, str]) -> None:
     name = "COMP_WORDS" if environ.get(COMPLETE_VAR, "").endswith("_bash") else ""
     name = name or "_TYPER_COMPLETE_ARGS"
     words = environ.get(name, "")
-    program, _, rest = words.lstrip().partition(" ")
-    first, typed_in_full, _ = rest.lstrip().partition(" ")
-    if not typed_in_full or first in SUBCOMMANDS or first in ROOT_OPTIONS:
-        return
-    environ[name] = f"{program} rank {rest.lstrip()}"
+    # bash's script joins the words with its IFS, a newline; the others with spaces.
+    separator = "\n" if "\n" in words else " "
+    parts = words.strip(separator).split(separator)
+    if len(parts) < 3 or parts[1] in SUBCOMMANDS or parts[1] in ROOT_OPTIONS:
+        return  # no first word typed in full yet, or it is a command of its own
+    environ[name] = separator.join([parts[0], "rank", *parts[1:]])
     if name == "COMP_WORDS" and environ.get("COMP_CWORD", "").isdigit():
         environ["COMP_CWORD"] = str(int(environ["COMP_CWORD"]) + 1)
