@@ -288,7 +288,7 @@ def test_rank_help_has_examples_and_plain_usage(cli: RunCli, wide: None) -> None
     assert "Usage: rerank rank [OPTIONS] QUERY [DOCUMENT]..." in text
     assert "{query}" not in text and "{QUERY}" not in text
     assert "Examples" in text
-    assert 'rg -n --no-heading TODO src | rerank "security-relevant todo"' in text
+    assert 'rg -n TODO src | rerank "security-relevant todo"' in text
     assert "--field body.text" in text
     assert "-q --min-score 0.5" in text
     assert "rerank -- files" in text and "rerank rank files" in text

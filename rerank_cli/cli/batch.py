@@ -26,10 +26,10 @@ EXAMPLES = """**Examples**
 
 ```
 rerank batch queries.jsonl --out run.jsonl -k 10
-rerank batch queries.jsonl --out run.jsonl --resume          # after a kill: only what is left
-rerank batch queries.jsonl --shard 0/4 --out part0.jsonl     # CI job 1 of 4
+rerank batch queries.jsonl --out run.jsonl --resume   # after a kill
+rerank batch queries.jsonl --shard 0/4 --out part0.jsonl  # job 1 of 4
 rerank batch queries.jsonl --id-field docid -o trec > run.trec
-rerank batch queries.jsonl --dry-run                          # what the whole file costs
+rerank batch queries.jsonl --dry-run   # what the whole file costs
 ```
 """
 

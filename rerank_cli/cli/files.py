@@ -28,7 +28,7 @@ EXAMPLES = """**Examples**
 
 ```
 rerank files "where are retries configured" . -k 3
-rerank files "database migrations" src -g '*.py' -0 | xargs -0 $EDITOR
+rerank files "db migrations" src -g '*.py' -0 | xargs -0 $EDITOR
 ```
 """
 

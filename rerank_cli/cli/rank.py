@@ -27,11 +27,11 @@ from rerank_cli.cli.options import (
 EXAMPLES = """**Examples**
 
 ```
-rerank "capital of France" "Paris is the capital of France." "Bananas are yellow."
-rg -n --no-heading TODO src | rerank "security-relevant todo" -o plain -k 5
-rerank "refund policy" -i tickets.jsonl --field body.text --id-field id -o jsonl
-git diff --name-only | rerank "database migration" -q --min-score 0.5 && echo "needs review"
-rerank -- files "a document about files"       # a query that is a command's name
+rerank "capital of France" "Paris is in France." "Bananas are yellow."
+rg -n TODO src | rerank "security-relevant todo" -o plain -k 5
+rerank "refund policy" -i tickets.jsonl --field body.text -k 3
+git diff | rerank "database migration" -q -s 0.5 && echo review
+rerank -- files "a query that is a command's name"
 ```
 """
 
