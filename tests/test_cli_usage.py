@@ -290,7 +290,7 @@ def test_rank_help_has_examples_and_plain_usage(cli: RunCli, wide: None) -> None
     assert "Examples" in text
     assert 'rg -n TODO src | rerank "security-relevant todo"' in text
     assert "--field body.text" in text
-    assert "-q --min-score 0.5" in text
+    assert "-q -s 0.5" in text
     assert "rerank -- files" in text and "rerank rank files" in text
     # --format says how auto detects grep output
     assert "grep if most lines are path:line:text of files on disk" in text
