@@ -405,3 +405,198 @@ def test_stdin_verbose_and_stats(api_cli: RunCli, server: RerankServer, tmp_path
     data = orjson.loads(stats.read_bytes())
     assert (data["queries"], data["ranked"], data["failed"], data["billed"]) == (3, 3, 0, 6)
     assert data["requests"] == 3
+
+
+# --- --corpus, --candidates, --stats' run record ------------------------------------------------
+
+CORPUS = [
+    {"_id": "d0", "title": "France", "text": "Paris is the capital of France."},
+    {"_id": "d1", "title": "", "text": "Bananas are yellow."},
+    {"_id": "d2", "title": "Lyon", "text": "Lyon is a city in France."},
+    {"_id": "d3", "title": "Fruit", "text": "Apples are red or green."},
+    {"_id": "d4", "text": "The Eiffel tower is in Paris."},
+]
+
+
+def beir(document: dict[str, str]) -> str:
+    return (document.get("title", "") + " " + document["text"]).strip()
+
+
+def write_corpus(tmp_path: Path) -> str:
+    path = tmp_path / "corpus.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(d) + b"\n" for d in CORPUS))
+    return str(path)
+
+
+def test_corpus_ranks_every_query_as_rank_ranks_the_corpus(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs.txt"
+    docs.write_text("Paris is the capital of France.\nBananas are yellow.\n\nLyon is in France.\n")
+    queries = [{"id": "fr", "query": "capital of France"}, {"id": 2, "query": "yellow fruit"}]
+    given = write_queries(tmp_path / "q.jsonl", queries)
+    result = api_cli("batch", given, "--corpus", str(docs), "-F", "lines", "-k", "2")
+    assert result.exit_code == 0, result.stderr
+    got = by_id(result)
+    assert set(got) == {b'"fr"', b"2"}
+    for query in queries:
+        alone = api_cli("rank", query["query"], "-i", str(docs), "-o", "jsonl", "-k", "2")
+        assert alone.exit_code == 0, alone.stderr
+        expected = [{k: r[k] for k in ("rank", "index", "score", "text")} for r in alone.records()]
+        assert got[orjson.dumps(query["id"])]["results"] == expected
+    # A line with its own documents as well is an error, before anything is sent.
+    sent = len(server.rerank_requests)
+    both = write_queries(tmp_path / "both.jsonl", [{"id": 1, "query": "q", "documents": ["a"]}])
+    refused = api_cli("batch", both, "--corpus", str(docs))
+    assert refused.exit_code == 2
+    assert "both.jsonl:1: the line has its own documents and --corpus" in refused.stderr
+    assert len(server.rerank_requests) == sent
+
+
+def test_corpus_ids_and_beir_title_text(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    corpus = write_corpus(tmp_path)
+    given = write_queries(tmp_path / "q.jsonl", [{"id": "q1", "query": "capital of France"}])
+    result = api_cli("batch", given, "--corpus", corpus, "--id-field", "_id", "-o", "trec")
+    assert result.exit_code == 0, result.stderr
+    rows = [line.split() for line in result.text.splitlines()]
+    expected = sorted(
+        ((d["_id"], score("capital of France", beir(d))) for d in CORPUS),
+        key=lambda pair: -pair[1],
+    )
+    assert [(row[2], float(row[4])) for row in rows] == expected
+    sent = {text for request in server.rerank_requests for text in request.body["documents"]}
+    assert sent == {beir(d) for d in CORPUS}  # "Bananas are yellow." without the blank title
+    # Without --id-field, a document's id is its index in the corpus.
+    plain = api_cli("batch", given, "--corpus", corpus, "-o", "trec")
+    assert sorted(line.split()[2] for line in plain.text.splitlines()) == list("01234")
+
+
+def test_candidates_rerank_only_the_runs_top_depth(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    corpus = write_corpus(tmp_path)
+    queries = [
+        {"id": "q1", "query": "capital of France"},
+        {"id": "q2", "query": "fruit colours"},
+        {"id": "q3", "query": "not in the run"},
+    ]
+    given = write_queries(tmp_path / "q.jsonl", queries)
+    run = tmp_path / "bm25.trec"
+    run.write_text(
+        # trec_eval's order: score desc, then docid desc — d4 (1.0) before d2 (1.0); the
+        # rank column is ignored.
+        "q1 Q0 d2 1 1.0 bm25\n"
+        "q1 Q0 d0 2 3.5 bm25\n"
+        "q1 Q0 d4 3 1.0 bm25\n"
+        "q1 Q0 d1 4 0.5 bm25\n"
+        "q2 Q0 d3 1 2 bm25\n"
+        "q2 Q0 d1 2 1 bm25\n"
+        "q9 Q0 d0 1 1 bm25\n"  # a query not in the file: ignored
+    )
+    common = ("--corpus", corpus, "--id-field", "_id", "--candidates", str(run), "--no-cache")
+    result = api_cli("batch", given, *common, "--depth", "2")
+    assert result.exit_code == 0, result.stderr
+    got = by_id(result)
+    q1 = got[b'"q1"']["results"]
+    assert len(q1) == 2
+    assert {r["id"] for r in q1} == {"d0", "d4"}  # by the rank column it would be d2, d0
+    index = {d["_id"]: n for n, d in enumerate(CORPUS)}
+    for record in q1:
+        assert record["index"] == index[record["id"]]  # the corpus index
+        assert record["score"] == score("capital of France", beir(CORPUS[record["index"]]))
+    assert [r["id"] for r in q1] == [
+        i for i, _ in sorted(((r["id"], r["score"]) for r in q1), key=lambda p: -p[1])
+    ]
+    assert {r["id"] for r in got[b'"q2"']["results"]} == {"d3", "d1"}
+    assert got[b'"q3"']["results"] == []
+    assert "1 query with no candidates in" in result.stderr
+    assert server.billed_documents == 4  # 2 + 2: only the named ids, nothing for q3
+    # Default depth 100: all four of q1's.
+    wide = api_cli("batch", given, *common)
+    assert len(by_id(wide)[b'"q1"']["results"]) == 4
+
+
+def test_a_candidate_missing_from_the_corpus_is_exit_2_with_nothing_sent(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    corpus = write_corpus(tmp_path)
+    given = write_queries(
+        tmp_path / "q.jsonl", [{"id": "q1", "query": "a"}, {"id": "q2", "query": "b"}]
+    )
+    run = tmp_path / "run.trec"
+    run.write_text("q1 Q0 d0 1 2 x\nq2 Q0 d1 1 2 x\nq2 Q0 nowhere 2 1 x\n")
+    result = api_cli(
+        "batch", given, "--corpus", corpus, "--id-field", "_id", "--candidates", str(run)
+    )
+    assert result.exit_code == 2, result.stderr
+    assert "run.trec:3: docid nowhere (query q2) is not in the corpus" in result.stderr
+    assert result.stdout == b""
+    assert server.rerank_requests == []
+    # Past --depth it is not a candidate: no error.
+    cut = api_cli(
+        "batch", given, "--corpus", corpus, "--id-field", "_id", "--candidates", str(run),
+        "--depth", "1",
+    )  # fmt: skip
+    assert cut.exit_code == 0, cut.stderr
+    for args, message in {
+        ("--candidates", str(run)): "--candidates needs --corpus",
+        ("--corpus", corpus, "--depth", "3"): "--depth needs --candidates",
+        ("-F", "lines"): "-F/--format is the --corpus format",
+    }.items():
+        refused = api_cli("batch", given, *args)
+        assert refused.exit_code == 2, refused.stderr
+        assert message in refused.stderr
+
+
+def test_stats_record_what_makes_the_run_reproducible(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    import hashlib
+
+    from rerank_cli import __version__
+    from rerank_cli.providers.instructions import template_text
+    from tests.conftest import TEST_KEY
+
+    corpus = write_corpus(tmp_path)
+    given = write_queries(tmp_path / "q.jsonl", [{"id": 1, "query": "capital of France"}])
+    stats = tmp_path / "stats.json"
+    args = ("batch", given, "--corpus", corpus, "--stats", str(stats), "-I", "Find facts")
+    first = api_cli(*args, "--instruction-mode", "template", "--max-tokens", "300")
+    assert first.exit_code == 0, first.stderr
+    assert TEST_KEY.encode() not in stats.read_bytes()
+    run = orjson.loads(stats.read_bytes())["run"]
+    template = template_text("template")
+    assert template is not None
+    assert run == run | {
+        "rerank_version": __version__,
+        "profile": "gigarouter",
+        "endpoint_host": f"127.0.0.1:{server.port}",
+        "model": "Qwen/Qwen3-Reranker-0.6B",
+        "instruction": "Find facts",
+        "instruction_mode": "template",
+        "template_sha256": hashlib.sha256(template.encode()).hexdigest(),
+        "max_tokens": 300,
+        "long": "chunk",
+        "chunk_overlap": None,
+        "cache_hits": 0,
+        "corpus": corpus,
+    }
+    query_template = template_text("query")
+    assert query_template is not None
+    again = api_cli(*args, "--instruction-mode", "query")
+    assert again.exit_code == 0, again.stderr
+    run = orjson.loads(stats.read_bytes())["run"]
+    assert run["instruction_mode"] == "query"
+    assert run["template_sha256"] == hashlib.sha256(query_template.encode()).hexdigest()
+    assert run["cache_hits"] == 0  # another mode: another cache scope
+    third = api_cli(*args, "--instruction-mode", "query")
+    assert third.exit_code == 0, third.stderr
+    assert orjson.loads(stats.read_bytes())["run"]["cache_hits"] == len(CORPUS)
+    # No instruction in query mode: the query goes alone, no template.
+    bare = api_cli("batch", given, "--corpus", corpus, "--stats", str(stats))
+    assert bare.exit_code == 0, bare.stderr
+    run = orjson.loads(stats.read_bytes())["run"]
+    assert (run["instruction"], run["template_sha256"]) == (None, None)
+    assert TEST_KEY.encode() not in stats.read_bytes()

@@ -13,6 +13,7 @@ from rerank_cli.cli.options import (
     Color,
     ColorOpt,
     DryRunOpt,
+    InputFormat,
     MinScoreOpt,
     StatsOpt,
     TopKOpt,
@@ -30,6 +31,9 @@ rerank batch queries.jsonl --out run.jsonl --resume   # after a kill
 rerank batch queries.jsonl --shard 0/4 --out part0.jsonl  # job 1 of 4
 rerank batch queries.jsonl --id-field docid -o trec > run.trec
 rerank batch queries.jsonl --dry-run   # what the whole file costs
+rerank batch queries.jsonl --corpus docs.jsonl --id-field docid
+rerank batch queries.jsonl --corpus corpus.jsonl --id-field _id \\
+  --candidates bm25.trec --depth 100 -o trec > reranked.trec
 ```
 """
 
@@ -50,11 +54,51 @@ def batch(
             metavar="INPUT",
         ),
     ],
-    field: Annotated[
+    corpus: Annotated[
         Optional[str],  # noqa: UP045  (Typer reads annotations at run time on 3.10)
         typer.Option(
+            help="The documents of every query, in any rank input format (-F); query lines are "
+            'then {"id", "query"}. Ids: --id-field, else the index in FILE.',
+            metavar="FILE",
+            rich_help_panel=INPUT,
+            show_default=False,
+        ),
+    ] = None,
+    candidates: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="A TREC run (qid Q0 docid rank score tag): rerank only the --corpus ids it "
+            "names for each query, its top --depth by score (ties: docid descending, as "
+            "trec_eval).",
+            metavar="RUN",
+            rich_help_panel=INPUT,
+            show_default=False,
+        ),
+    ] = None,
+    depth: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            help="With --candidates: the run's top N per query [default 100].",
+            metavar="N",
+            rich_help_panel=INPUT,
+            show_default=False,
+        ),
+    ] = None,
+    input_format: Annotated[
+        InputFormat,
+        typer.Option(
+            "--format",
+            "-F",
+            help="The --corpus format, as rank's -F (auto: detected).",
+            rich_help_panel=INPUT,
+        ),
+    ] = InputFormat.auto,
+    field: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
             help="Dotted path to the text in document objects (default: the first of text, "
-            "document, content, body, passage).",
+            "document, content, body, passage; in a --corpus, title + text joined as BEIR "
+            "does when both are strings).",
             metavar="PATH",
             rich_help_panel=INPUT,
         ),
@@ -136,14 +180,21 @@ def batch(
     Lines are written as their queries complete (not in input order).
     """
     params = {**locals(), "quiet": False}
+    from rerank_cli.errors import UsageError
     from rerank_cli.jobs import batch_job
     from rerank_cli.sources import ReadOptions
     from rerank_cli.sources.queries import parse_shard
 
+    if input_format is not InputFormat.auto and corpus is None:
+        raise UsageError("-F/--format is the --corpus format: give --corpus FILE")
     env = ctx.obj
     job = batch_job.BatchJob(
         input=input_file,
         read_options=ReadOptions(format="jsonl", field=field, id_field=id_field),
+        corpus=corpus,
+        corpus_options=ReadOptions(format=input_format.value, field=field, id_field=id_field),
+        candidates=candidates,
+        depth=depth,
         out=out,
         resume=resume,
         shard=parse_shard(shard) if shard is not None else None,

@@ -21,7 +21,7 @@ import orjson
 
 from rerank_cli.core import pipeline
 from rerank_cli.core.budget import Estimate, budget_refusal
-from rerank_cli.core.documents import Result
+from rerank_cli.core.documents import Document, Result
 from rerank_cli.errors import (
     ApiError,
     ApiFailed,
@@ -36,7 +36,8 @@ from rerank_cli.jobs.execution import JobOptions, open_session
 from rerank_cli.jobs.rank_job import read_input
 from rerank_cli.session import Reranker
 from rerank_cli.settings.schema import Settings
-from rerank_cli.sources.queries import Query, id_key, read_queries, shard_of
+from rerank_cli.sources.corpus import DEFAULT_DEPTH, candidate_indexes, read_corpus, read_run
+from rerank_cli.sources.queries import Query, SharedDocuments, id_key, read_queries, shard_of
 from rerank_cli.sources.records import ReadOptions, ReadReport
 from rerank_cli.terminal import Environment
 from rerank_cli.words import plural
@@ -52,6 +53,10 @@ class BatchJob(JobOptions):
     shard: tuple[int, int] | None = None  # (K, N)
     fail_fast: bool = False
     with_text: bool = True  # --no-text leaves the documents' text out of jsonl
+    corpus: str | None = None  # --corpus FILE: the documents of every query
+    corpus_options: ReadOptions = field(default_factory=ReadOptions)  # -F, --field, --id-field
+    candidates: str | None = None  # --candidates RUN: per query, the corpus ids to rerank
+    depth: int | None = None  # --depth N: the run's top N per query (default 100)
 
 
 @dataclass
@@ -105,6 +110,12 @@ def check_options(job: BatchJob, fmt: str) -> None:
         raise UsageError("--resume works with -o jsonl (a TREC run has no line per query)")
     if job.out is not None and job.out == job.input:
         raise UsageError("--out must not be the input file")
+    if job.candidates is not None and job.corpus is None:
+        raise UsageError("--candidates needs --corpus FILE: the texts of the ids it names")
+    if job.depth is not None and job.candidates is None:
+        raise UsageError("--depth needs --candidates RUN: it cuts each query's candidates")
+    if job.depth is not None and job.depth < 1:
+        raise UsageError(f"--depth takes a whole number ≥ 1, got {job.depth}")
 
 
 def run(env: Environment, job: BatchJob) -> ExitCode:
@@ -113,8 +124,16 @@ def run(env: Environment, job: BatchJob) -> ExitCode:
     execution.check_stats_path(job.stats_path)
     with open_session(env, job) as session:
         report = ReadReport(on_warning=env.warn)
+        shared = shared_documents(env, job, report)
         name, data = read_input(env, job.input)
-        queries = read_queries(data, name, job.read_options, report)
+        queries = read_queries(data, name, job.read_options, report, shared)
+        if job.candidates is not None:
+            empty = sum(not query.documents for query in queries)
+            if empty:
+                env.warn(
+                    f"{plural(empty, 'query')} with no candidates in {job.candidates}: "
+                    "written with no results"
+                )
         if fmt == "trec":
             check_trec_ids(queries, name)
         session.stats.skipped = report.skipped
@@ -134,6 +153,27 @@ def run(env: Environment, job: BatchJob) -> ExitCode:
             tally.resumed = before - len(queries)
         groups = plan_groups(session, queries)
         return _run(env, session, job, fmt, groups, tally, kept)
+
+
+def shared_documents(env: Environment, job: BatchJob, report: ReadReport) -> SharedDocuments | None:
+    """--corpus (and --candidates): what gives each query line its documents; read and checked
+    whole before anything is sent."""
+    if job.corpus is None:
+        return None
+    shown, data = read_input(env, job.corpus)
+    corpus = read_corpus(data, shown, job.corpus_options, report)
+    if job.candidates is None:
+        return lambda query_id, line: (corpus.copies(), None)
+    run_name, run_data = read_input(env, job.candidates)
+    run = read_run(run_data, run_name)
+    depth = job.depth if job.depth is not None else DEFAULT_DEPTH
+
+    def candidates(query_id: object, line: int) -> tuple[list[Document], list[int] | None]:
+        qid = runs.trec_id(query_id)
+        indexes = candidate_indexes(corpus, run_name, qid, run.get(qid, []), depth)
+        return corpus.copies(indexes), indexes
+
+    return candidates
 
 
 def check_trec_ids(queries: list[Query], name: str) -> None:
@@ -231,7 +271,11 @@ def _run(
             if job.verbose and ranked:
                 env.info(f"{tally.describe()}; {execution.summary(stats, settings.engine, cost)}")
             if job.stats_path:
-                data = {**tally.as_dict(), **execution.usage(stats, cost)}
+                data = {
+                    **tally.as_dict(),
+                    **execution.usage(stats, cost),
+                    "run": run_record(session, job, groups),
+                }
                 execution.report_stats(env, job.stats_path, data, failure is not None)
     if tally.failed:
         where = f" (their error lines are in {job.out})" if job.out else ""
@@ -240,6 +284,49 @@ def _run(
     if not groups and not job.quiet:
         env.info("no queries to rank (" + tally.describe() + ")")
     return ExitCode.OK
+
+
+def run_record(session: Reranker, job: BatchJob, groups: list[Group]) -> dict[str, object]:
+    """What makes the run reproducible, for --stats: the version, where the scores came from
+    (the profile, the endpoint's host — never credentials or the key), the model, the
+    instruction and how it was delivered, the prompt template's hash, the long-document
+    settings, the cache, and the inputs' names."""
+    import hashlib
+
+    from rerank_cli import __version__
+    from rerank_cli.providers.instructions import template_text
+
+    settings = session.settings
+    remote = session.capabilities.remote
+    mode = settings.instruction_mode
+    own = sum(1 for group in groups for line in group.lines if line.instruction is not None)
+    template = template_text(mode) if remote else None
+    if mode == "query" and not settings.instruction and not own:
+        template = None  # query mode without an instruction sends the query alone
+    return {
+        "rerank_version": __version__,
+        "engine": settings.engine,
+        "profile": settings.profile.name if remote else None,
+        "endpoint_host": settings.host if remote else None,
+        "model": settings.model if remote else None,
+        "instruction": settings.instruction,
+        "task": settings.task,
+        "line_instructions": own,  # queries with their own "instruction"
+        "instruction_mode": mode if remote else None,
+        "template_sha256": (
+            hashlib.sha256(template.encode("utf-8")).hexdigest() if template is not None else None
+        ),
+        "max_tokens": settings.max_tokens,
+        "long": settings.long,
+        "chunk_overlap": settings.chunk_overlap,
+        "cache": settings.cache,
+        "cache_hits": session.stats.cache_hits,
+        "input": job.input,
+        "corpus": job.corpus,
+        "candidates": job.candidates,
+        "depth": (job.depth or DEFAULT_DEPTH) if job.candidates is not None else None,
+        "shard": f"{job.shard[0]}/{job.shard[1]}" if job.shard is not None else None,
+    }
 
 
 def estimate(session: Reranker, groups: list[Group], need_price: bool) -> Estimate:
@@ -356,7 +443,11 @@ def score_group(
         own = scored[start : start + len(line.documents)]
         for result in own:
             result.document.index -= start
-        out.append((line, list(pipeline.rank(own, filters))))
+        ranked = list(pipeline.rank(own, filters))  # ties: the line's order (the run's)
+        if line.corpus_index is not None:  # --candidates: report the corpus index
+            for result in ranked:
+                result.document.index = line.corpus_index[result.document.index]
+        out.append((line, ranked))
         start += len(line.documents)
     return out
 

@@ -139,3 +139,15 @@ def deliver(
             "this API has no instruction field: use --instruction-mode query or template"
         )
     return query, texts, {field_name: instruction}
+
+
+def template_text(mode: str) -> str | None:
+    """The prompt template ``mode`` builds here, with ``{instruction}``, ``{query}`` and
+    ``{document}`` for what fills it: the whole Qwen3-Reranker prompt in ``template`` mode, the
+    instructed query in ``query`` mode; ``None`` when the server's template is used (``field``,
+    ``none``). Its hash tells two runs' prompts apart (``rerank batch --stats``)."""
+    if check_mode(mode) == "template":
+        return template_query("{instruction}", "{query}") + template_document("{document}")
+    if mode == "query":
+        return instructed_query("{instruction}", "{query}")
+    return None

@@ -3,11 +3,16 @@
 
 The whole file is read and checked before anything is sent (it is small next to what it
 costs): an invalid line is ``F:N: …`` (exit 2). A line without ``id`` takes its line number;
-two lines with one id are an error (``--resume`` and ``--shard`` go by id)."""
+two lines with one id are an error (``--resume`` and ``--shard`` go by id).
+
+With ``--corpus`` a line is ``{"id", "query", "instruction"?}``: its documents are the corpus
+(or, with ``--candidates``, the corpus documents the run names for its id). A line that brings
+its own ``documents`` as well is an error: one source of documents per run."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +40,8 @@ class Query:
     documents: list[Document] = field(default_factory=list)  # blank documents left out
     instruction: str | None = None  # the line's own, overriding -I/--task
     line: int = 0
+    # --candidates: the corpus index of each document (the line's own order is the run's)
+    corpus_index: list[int] | None = None
 
     @property
     def key(self) -> bytes:
@@ -64,7 +71,18 @@ def parse_shard(text: str) -> tuple[int, int]:
     return shard, shards
 
 
-def read_queries(data: bytes, name: str, options: ReadOptions, report: ReadReport) -> list[Query]:
+# --corpus: (query id, line number) → the line's documents and, when they are a subset of the
+# corpus, their corpus indexes.
+SharedDocuments = Callable[[Any, int], tuple[list[Document], list[int] | None]]
+
+
+def read_queries(
+    data: bytes,
+    name: str,
+    options: ReadOptions,
+    report: ReadReport,
+    shared: SharedDocuments | None = None,
+) -> list[Query]:
     """Every query of the file, in file order; raises :class:`InputError` on the first
     invalid line."""
     queries: list[Query] = []
@@ -79,7 +97,7 @@ def read_queries(data: bytes, name: str, options: ReadOptions, report: ReadRepor
             reason = str(error).split(":", 1)[0]
             raise InputError(f"invalid JSON ({reason})", name, number) from None
         try:
-            query = _query(value, name, number, options, report)
+            query = _query(value, name, number, options, report, shared)
         except ValueError as error:
             raise InputError(str(error), name, number) from None
         key = query.key
@@ -92,7 +110,14 @@ def read_queries(data: bytes, name: str, options: ReadOptions, report: ReadRepor
     return queries
 
 
-def _query(value: Any, name: str, number: int, options: ReadOptions, report: ReadReport) -> Query:
+def _query(
+    value: Any,
+    name: str,
+    number: int,
+    options: ReadOptions,
+    report: ReadReport,
+    shared: SharedDocuments | None,
+) -> Query:
     if not isinstance(value, dict):
         raise ValueError('expected an object {"id", "query", "documents"}')
     query_id = value.get("id", number)
@@ -107,8 +132,16 @@ def _query(value: Any, name: str, number: int, options: ReadOptions, report: Rea
     if instruction is not None and not isinstance(instruction, str):
         raise ValueError("instruction must be a string")
     given = value.get("documents", _MISSING)
+    if shared is not None:
+        if given is not _MISSING:
+            raise ValueError(
+                "the line has its own documents and --corpus gives them too: "
+                'with --corpus a line is {"id", "query"}'
+            )
+        documents, indexes = shared(query_id, number)
+        return Query(query_id, text, documents, instruction or None, number, indexes)
     if given is _MISSING:
-        raise ValueError("no documents (a list of strings or objects)")
+        raise ValueError("no documents (a list of strings or objects, or --corpus FILE)")
     if not isinstance(given, list):
         raise ValueError("documents must be a list of strings or objects")
     documents = []
