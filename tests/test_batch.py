@@ -600,3 +600,35 @@ def test_stats_record_what_makes_the_run_reproducible(
     run = orjson.loads(stats.read_bytes())["run"]
     assert (run["instruction"], run["template_sha256"]) == (None, None)
     assert TEST_KEY.encode() not in stats.read_bytes()
+
+
+def test_a_run_that_is_not_one_is_refused(tmp_path: Path) -> None:
+    from rerank_cli.errors import InputError
+    from rerank_cli.sources.corpus import read_run
+
+    for bad, message in {
+        b"q1 Q0 d1 1 2.0\n": "run:1: expected 'qid Q0 docid rank score tag' (6 fields), got 5",
+        b"q1 Q0 d1 1 nan x\n": "run:1: score 'nan' is not a finite number",
+        b"q1 Q0 d1 1 2 x\n\nq1 Q0 d1 2 1 x\n": "run:3: docid d1 named twice for query q1",
+    }.items():
+        with pytest.raises(InputError) as caught:
+            read_run(bad, "run")
+        assert message in caught.value.message
+    ordered = read_run(b"q 0 a 1 1 t\nq 0 c 2 1 t\nq 0 b 3 2 t\n", "run")["q"]
+    assert [c.docid for c in ordered] == ["b", "c", "a"]
+
+
+def test_candidates_need_unique_corpus_ids(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"_id": "a", "text": "x"}\n{"_id": "a", "text": "y"}\n')
+    run = tmp_path / "run"
+    run.write_text("1 Q0 a 1 1 t\n")
+    given = write_queries(tmp_path / "q.jsonl", [{"id": 1, "query": "q"}])
+    result = api_cli(
+        "batch", given, "--corpus", str(corpus), "--id-field", "_id", "--candidates", str(run)
+    )
+    assert result.exit_code == 2
+    assert "duplicate document id a (documents 0 and 1)" in result.stderr
+    assert server.rerank_requests == []
