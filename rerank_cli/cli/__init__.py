@@ -18,6 +18,7 @@ SUBCOMMANDS = frozenset(
     {
         "rank",
         "batch",
+        "eval",
         "config",
         "files",
         "cache",

@@ -1,0 +1,107 @@
+"""``rerank eval --qrels QRELS --run RUN`` — trec_eval's metrics for a run, and a quality gate."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from rerank_cli.cli.options import INPUT, OUTPUT
+
+EXAMPLES = """**Examples**
+
+```
+rerank eval --qrels qrels.txt --run run.jsonl
+rerank eval --qrels test.tsv --run run.trec --at 1,5,10
+rerank eval --qrels test.tsv --run run.jsonl --per-query -o json
+rerank eval --qrels test.tsv --run run.jsonl --min-ndcg 0.6  # CI gate
+```
+"""
+
+GATE = "Gate (exit 1 when the mean is below)"
+
+
+class EvalFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def _minimum(metric: str) -> object:
+    return typer.Option(
+        help=f"Exit 1 when the mean {metric} at the largest k of --at is below X.",
+        min=0.0,
+        max=1.0,
+        metavar="X",
+        rich_help_panel=GATE,
+        show_default=False,
+    )
+
+
+def evaluate(
+    ctx: typer.Context,
+    qrels: Annotated[
+        str,
+        typer.Option(
+            help="Relevance judgements: TREC qrels (qid 0 docid rel) or BEIR TSV (query-id "
+            "corpus-id score, with a header); - is stdin.",
+            metavar="QRELS",
+            rich_help_panel=INPUT,
+            show_default=False,
+        ),
+    ],
+    run: Annotated[
+        str,
+        typer.Option(
+            help="The ranking to judge: a TREC run (qid Q0 docid rank score tag) or rerank "
+            "batch's JSON lines (docid: a result's id, else its index); - is stdin.",
+            metavar="RUN",
+            rich_help_panel=INPUT,
+            show_default=False,
+        ),
+    ],
+    at: Annotated[
+        str,
+        typer.Option(
+            help="The cut-offs k of nDCG@k, MRR@k, Recall@k and P@k, separated by commas.",
+            metavar="K,…",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = "10",
+    per_query: Annotated[
+        bool,
+        typer.Option(help="Every query's figures too, not only the mean.", rich_help_panel=OUTPUT),
+    ] = False,
+    output: Annotated[
+        Optional[EvalFormat],  # noqa: UP045  (Typer reads annotations at run time on 3.10)
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output format [default: table on a terminal, else json].",
+            rich_help_panel=OUTPUT,
+            show_default=False,
+        ),
+    ] = None,
+    min_ndcg: Annotated[Optional[float], _minimum("nDCG")] = None,  # noqa: UP045
+    min_mrr: Annotated[Optional[float], _minimum("MRR")] = None,  # noqa: UP045
+    min_recall: Annotated[Optional[float], _minimum("Recall")] = None,  # noqa: UP045
+) -> None:
+    """Score a run against relevance judgements with trec_eval's metrics: nDCG@k, MRR@k,
+    Recall@k, P@k and MAP, averaged over the queries both judged and ranked (trec_eval's
+    convention). With --min-ndcg/--min-mrr/--min-recall, a CI gate: exit 1 below the bar."""
+    from rerank_cli.jobs.eval_job import EvalJob, parse_at, run_eval
+
+    minimums = {
+        metric: value
+        for metric, value in (("ndcg", min_ndcg), ("mrr", min_mrr), ("recall", min_recall))
+        if value is not None
+    }
+    job = EvalJob(
+        qrels=qrels,
+        run=run,
+        at=parse_at(at),
+        per_query=per_query,
+        output=output.value if output else None,
+        minimums=minimums,
+    )
+    raise typer.Exit(run_eval(ctx.obj, job))

@@ -1,0 +1,124 @@
+"""Ranking metrics with trec_eval's conventions (trec_eval is the spec; tests/test_eval.py
+proves every figure equal to pytrec_eval's to 1e-6).
+
+- A run's documents are ordered by score descending, ties by docid descending (byte order) —
+  trec_eval's order; the ranks written in a run are ignored, as trec_eval ignores them. Scores
+  are compared as trec_eval holds them, in single precision (a C ``float``): two scores equal to
+  about 7 significant digits (0.99999994 and 0.99999997) are a tie.
+- Relevant means a judgement ≥ 1. Unjudged documents are not relevant. nDCG's gain is the
+  judgement itself (a negative one gains 0), discounted by log2(rank + 1); the ideal ranking is
+  the query's judgements sorted, best first.
+- nDCG@k = DCG@k / ideal DCG@k (0 when the ideal is 0); MRR@k = 1 / the rank of the first
+  relevant document if it is within k, else 0; Recall@k = relevant in the top k / relevant
+  judged (0 when none is); P@k = relevant in the top k / k (k even when fewer are ranked);
+  MAP = the mean over the relevant judged documents of the precision at each one's rank (0 at
+  ranks never reached), over the whole ranking.
+- The mean is over the queries in both the run and the qrels (trec_eval without ``-c``): a
+  query judged but absent from the run counts nowhere, nor does a query of the run never judged.
+  A judged query with no relevant document is averaged in, at 0.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+Judgements = Mapping[str, int]  # docid → relevance, for one query
+Scores = Mapping[str, float]  # docid → score, for one query
+Qrels = Mapping[str, Judgements]
+Run = Mapping[str, Scores]
+
+AT_METRICS = ("ndcg", "mrr", "recall", "p")  # each at every k of --at
+RELEVANT = 1  # trec_eval's default relevance level
+
+
+def metric_names(at: Sequence[int]) -> list[str]:
+    """The names of the figures for ``at``, in output order: ``ndcg@1, ndcg@10, mrr@1, …,
+    map``."""
+    return [f"{metric}@{k}" for metric in AT_METRICS for k in at] + ["map"]
+
+
+def ranking(scores: Scores) -> list[str]:
+    """The docids in trec_eval's order: score (in single precision) descending, then docid
+    descending."""
+    return sorted(scores, key=lambda docid: (single(scores[docid]), docid), reverse=True)
+
+
+def single(score: float) -> float:
+    """``score`` rounded to a C ``float``, as trec_eval stores a run's scores (past its range:
+    an infinity, as C's conversion gives)."""
+    try:
+        return float(struct.unpack("f", struct.pack("f", score))[0])
+    except OverflowError:
+        return math.copysign(math.inf, score)
+
+
+def query_metrics(judged: Judgements, scores: Scores, at: Sequence[int]) -> dict[str, float]:
+    """Every figure of :func:`metric_names` for one query."""
+    ranked = ranking(scores)
+    relevant = [judged.get(docid, 0) >= RELEVANT for docid in ranked]
+    gains = [max(judged.get(docid, 0), 0) for docid in ranked]
+    total_relevant = sum(1 for rel in judged.values() if rel >= RELEVANT)
+    ideal = sorted((rel for rel in judged.values() if rel > 0), reverse=True)
+    first = next((rank for rank, hit in enumerate(relevant, 1) if hit), None)
+    figures: dict[str, float] = {}
+    for k in at:
+        ideal_dcg = _dcg(ideal[:k])
+        figures[f"ndcg@{k}"] = _dcg(gains[:k]) / ideal_dcg if ideal_dcg > 0 else 0.0
+    for k in at:
+        figures[f"mrr@{k}"] = 1.0 / first if first is not None and first <= k else 0.0
+    for k in at:
+        hits = sum(relevant[:k])
+        figures[f"recall@{k}"] = hits / total_relevant if total_relevant else 0.0
+    for k in at:
+        figures[f"p@{k}"] = sum(relevant[:k]) / k
+    precision_sum, hits = 0.0, 0
+    for rank, hit in enumerate(relevant, 1):
+        if hit:
+            hits += 1
+            precision_sum += hits / rank
+    figures["map"] = precision_sum / total_relevant if total_relevant else 0.0
+    return figures
+
+
+def _dcg(gains: Iterable[int]) -> float:
+    return sum(gain / math.log2(rank + 1) for rank, gain in enumerate(gains, 1) if gain)
+
+
+@dataclass
+class Evaluation:
+    at: list[int]
+    per_query: dict[str, dict[str, float]]  # in the run's order of queries
+    mean: dict[str, float]
+    not_in_run: list[str] = field(default_factory=list)  # judged, never ranked: not averaged
+    not_judged: list[str] = field(default_factory=list)  # ranked, never judged: not averaged
+
+    @property
+    def queries(self) -> int:
+        return len(self.per_query)
+
+
+def evaluate(qrels: Qrels, run: Run, at: Sequence[int]) -> Evaluation:
+    """Every query of both ``run`` and ``qrels``, and their mean (0.0 for every figure when
+    they share no query; the caller refuses that)."""
+    at = sorted(set(at))
+    per_query = {
+        qid: query_metrics(qrels[qid], scores, at)
+        for qid, scores in run.items()
+        if qrels.get(qid)  # a query of the qrels has a judgement (a qrels file gives one)
+    }
+    names = metric_names(at)
+    count = len(per_query)
+    mean = {
+        name: (math.fsum(f[name] for f in per_query.values()) / count if count else 0.0)
+        for name in names
+    }
+    return Evaluation(
+        at=at,
+        per_query=per_query,
+        mean=mean,
+        not_in_run=[qid for qid in qrels if qrels[qid] and qid not in run],
+        not_judged=[qid for qid in run if not qrels.get(qid)],
+    )

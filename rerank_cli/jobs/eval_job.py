@@ -1,0 +1,95 @@
+"""``rerank eval``: qrels and a run in, trec_eval's metrics out, and the quality gate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rerank_cli.core.metrics import evaluate
+from rerank_cli.errors import ExitCode, InputError, UsageError
+from rerank_cli.jobs.execution import guard_output
+from rerank_cli.jobs.rank_job import read_input
+from rerank_cli.settings import values
+from rerank_cli.sources.judgements import read_qrels, read_run
+from rerank_cli.sources.records import ReadReport
+from rerank_cli.terminal import Environment
+from rerank_cli.words import plural
+from rerank_cli.writers.common import WriteOptions
+from rerank_cli.writers.evaluation import write_evaluation
+
+# The gate's options and the metric each checks (at the largest k of --at).
+GATES = (("--min-ndcg", "ndcg"), ("--min-mrr", "mrr"), ("--min-recall", "recall"))
+
+
+@dataclass
+class EvalJob:
+    qrels: str
+    run: str
+    at: list[int] = field(default_factory=lambda: [10])
+    per_query: bool = False
+    output: str | None = None
+    minimums: dict[str, float] = field(default_factory=dict)  # "ndcg" → the gate's minimum
+
+
+def parse_at(text: str) -> list[int]:
+    """``1,5,10`` → [1, 5, 10] (sorted, each once)."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isascii() and part.isdigit() and int(part) >= 1 for part in parts):
+        raise UsageError(
+            values.problem("--at", "whole numbers ≥ 1 separated by commas (e.g. 1,5,10)", text)
+        )
+    return sorted({int(part) for part in parts})
+
+
+def run_eval(env: Environment, job: EvalJob) -> ExitCode:
+    if job.qrels == "-" and job.run == "-":
+        raise UsageError("--qrels and --run cannot both be stdin (-)")
+    report = ReadReport(on_warning=env.warn)
+    qrels_name, qrels_data = read_input(env, job.qrels)
+    qrels = read_qrels(qrels_data, qrels_name, report)
+    run_name, run_data = read_input(env, job.run)
+    run = read_run(run_data, run_name, report)
+    evaluation = evaluate(qrels, run, job.at)
+    if not evaluation.queries:
+        raise InputError(
+            f"no query of the run is in the qrels: the run ranks {_some(list(run))}, the "
+            f"qrels judge {_some(list(qrels))} (same ids, as text?)",
+            run_name,
+        )
+    if evaluation.not_in_run:
+        env.warn(
+            f"{plural(len(evaluation.not_in_run), 'query')} of the qrels "
+            f"{'is' if len(evaluation.not_in_run) == 1 else 'are'} not in the run: not averaged "
+            f"(trec_eval's convention, as without -c), e.g. {evaluation.not_in_run[0]!r}"
+        )
+    if evaluation.not_judged:
+        env.warn(
+            f"{plural(len(evaluation.not_judged), 'query')} of the run "
+            f"{'is' if len(evaluation.not_judged) == 1 else 'are'} not in the qrels: not "
+            f"evaluated, e.g. {evaluation.not_judged[0]!r}"
+        )
+    fmt = job.output or ("table" if env.stdout_isatty else "json")
+    options = WriteOptions(width=env.width, color=env.stdout_color)
+    guard_output(lambda: write_evaluation(evaluation, fmt, job.per_query, env.stdout, options))
+    env.stdout.flush()
+    k = max(evaluation.at)
+    failed = False
+    for option, metric in GATES:
+        minimum = job.minimums.get(metric)
+        if minimum is None:
+            continue
+        name = f"{metric}@{k}"
+        value = evaluation.mean[name]
+        if value < minimum:
+            failed = True
+            env.stderr.write(
+                f"rerank: {name} {value:.4f} is below {option} {minimum:g} "
+                f"(mean over {plural(evaluation.queries, 'query')})\n"
+            )
+    env.stderr.flush()
+    return ExitCode.NOTHING_TO_SHOW if failed else ExitCode.OK
+
+
+def _some(ids: list[str]) -> str:
+    shown = ", ".join(repr(i) for i in ids[:3])
+    more = f" and {len(ids) - 3:,} more" if len(ids) > 3 else ""
+    return f"{plural(len(ids), 'query')} ({shown}{more})"
