@@ -16,6 +16,7 @@ rerank eval --qrels qrels.txt --run run.jsonl
 rerank eval --qrels test.tsv --run run.trec --at 1,5,10
 rerank eval --qrels test.tsv --run run.jsonl --per-query -o json
 rerank eval --qrels test.tsv --run run.jsonl --min-ndcg 0.6  # CI gate
+rerank eval --qrels test.tsv --run reranked.trec --baseline bm25.trec
 ```
 """
 
@@ -60,6 +61,16 @@ def evaluate(
             show_default=False,
         ),
     ],
+    baseline: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="A second run (e.g. the first stage) judged on the same qrels: shown beside "
+            "the run with the delta per metric and a paired randomization test's two-sided p.",
+            metavar="RUN",
+            rich_help_panel=INPUT,
+            show_default=False,
+        ),
+    ] = None,
     at: Annotated[
         str,
         typer.Option(
@@ -103,5 +114,6 @@ def evaluate(
         per_query=per_query,
         output=output.value if output else None,
         minimums=minimums,
+        baseline=baseline,
     )
     raise typer.Exit(run_eval(ctx.obj, job))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rerank_cli.core.metrics import evaluate
+from rerank_cli.core.metrics import Comparison, Evaluation, Qrels, compare, evaluate
 from rerank_cli.errors import ExitCode, InputError, UsageError
 from rerank_cli.jobs.execution import guard_output
 from rerank_cli.jobs.rank_job import read_input
@@ -28,6 +28,7 @@ class EvalJob:
     per_query: bool = False
     output: str | None = None
     minimums: dict[str, float] = field(default_factory=dict)  # "ndcg" → the gate's minimum
+    baseline: str | None = None  # --baseline RUN: compared query by query
 
 
 def parse_at(text: str) -> list[int]:
@@ -41,8 +42,8 @@ def parse_at(text: str) -> list[int]:
 
 
 def run_eval(env: Environment, job: EvalJob) -> ExitCode:
-    if job.qrels == "-" and job.run == "-":
-        raise UsageError("--qrels and --run cannot both be stdin (-)")
+    if [job.qrels, job.run, job.baseline].count("-") > 1:
+        raise UsageError("only one of --qrels, --run and --baseline can be stdin (-)")
     report = ReadReport(on_warning=env.warn)
     qrels_name, qrels_data = read_input(env, job.qrels)
     qrels = read_qrels(qrels_data, qrels_name, report)
@@ -67,9 +68,14 @@ def run_eval(env: Environment, job: EvalJob) -> ExitCode:
             f"{'is' if len(evaluation.not_judged) == 1 else 'are'} not in the qrels: not "
             f"evaluated, e.g. {evaluation.not_judged[0]!r}"
         )
+    comparison = None
+    if job.baseline is not None:
+        comparison = compare_baseline(env, job, qrels, evaluation, report)
     fmt = job.output or ("table" if env.stdout_isatty else "json")
     options = WriteOptions(width=env.width, color=env.stdout_color)
-    guard_output(lambda: write_evaluation(evaluation, fmt, job.per_query, env.stdout, options))
+    guard_output(
+        lambda: write_evaluation(evaluation, fmt, job.per_query, env.stdout, options, comparison)
+    )
     env.stdout.flush()
     k = max(evaluation.at)
     failed = False
@@ -87,6 +93,26 @@ def run_eval(env: Environment, job: EvalJob) -> ExitCode:
             )
     env.stderr.flush()
     return ExitCode.NOTHING_TO_SHOW if failed else ExitCode.OK
+
+
+def compare_baseline(
+    env: Environment, job: EvalJob, qrels: Qrels, evaluation: Evaluation, report: ReadReport
+) -> Comparison:
+    """--baseline RUN: evaluated on the same qrels, then paired with the run query by query."""
+    assert job.baseline is not None
+    name, data = read_input(env, job.baseline)
+    baseline = evaluate(qrels, read_run(data, name, report), evaluation.at)
+    comparison = compare(evaluation, baseline)
+    if not comparison.queries:
+        raise InputError("no query evaluated in the run is evaluated in the baseline", name)
+    unpaired = evaluation.queries - len(comparison.queries)
+    if unpaired:
+        env.warn(
+            f"{plural(unpaired, 'query')} of the run {'is' if unpaired == 1 else 'are'} not "
+            f"in the baseline: the comparison is over the "
+            f"{plural(len(comparison.queries), 'query')} both evaluate"
+        )
+    return comparison
 
 
 def _some(ids: list[str]) -> str:

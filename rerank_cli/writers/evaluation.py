@@ -6,14 +6,41 @@ from typing import IO, Any
 
 import orjson
 
-from rerank_cli.core.metrics import AT_METRICS, Evaluation
+from rerank_cli.core.metrics import (
+    AT_METRICS,
+    PERMUTATIONS,
+    SEED,
+    TEST_NAME,
+    Comparison,
+    Evaluation,
+)
 from rerank_cli.words import plural
 from rerank_cli.writers.common import WriteOptions, render
 
 LABELS = {"ndcg": "nDCG", "mrr": "MRR", "recall": "Recall", "p": "P"}
 
 
-def evaluation_record(evaluation: Evaluation, per_query: bool) -> dict[str, Any]:
+def comparison_record(comparison: Comparison) -> dict[str, Any]:
+    return {
+        "queries": len(comparison.queries),
+        "test": TEST_NAME,
+        "permutations": PERMUTATIONS,
+        "seed": SEED,
+        "metrics": {
+            name: {
+                "run": comparison.run[name],
+                "baseline": comparison.baseline[name],
+                "delta": comparison.delta[name],
+                "p": comparison.p_value[name],
+            }
+            for name in comparison.run
+        },
+    }
+
+
+def evaluation_record(
+    evaluation: Evaluation, per_query: bool, comparison: Comparison | None = None
+) -> dict[str, Any]:
     record: dict[str, Any] = {
         "queries": evaluation.queries,
         "at": evaluation.at,
@@ -21,16 +48,23 @@ def evaluation_record(evaluation: Evaluation, per_query: bool) -> dict[str, Any]
         "not_in_run": len(evaluation.not_in_run),
         "not_in_qrels": len(evaluation.not_judged),
     }
+    if comparison is not None:
+        record["baseline"] = comparison_record(comparison)
     if per_query:
         record["per_query"] = evaluation.per_query
     return record
 
 
 def write_evaluation(
-    evaluation: Evaluation, fmt: str, per_query: bool, out: IO[bytes], options: WriteOptions
+    evaluation: Evaluation,
+    fmt: str,
+    per_query: bool,
+    out: IO[bytes],
+    options: WriteOptions,
+    comparison: Comparison | None = None,
 ) -> None:
     if fmt == "json":
-        record = evaluation_record(evaluation, per_query)
+        record = evaluation_record(evaluation, per_query, comparison)
         out.write(orjson.dumps(record) + b"\n")
         return
     from rich.table import Table
@@ -46,6 +80,9 @@ def write_evaluation(
         summary.add_row(LABELS[metric], *(f"{mean[f'{metric}@{k}']:.4f}" for k in at))
     summary.add_row("MAP", *([""] * (len(at) - 1)), f"{mean['map']:.4f}")
     render(summary, out, options)
+    if comparison is not None:
+        out.write(b"\n")
+        render(comparison_table(comparison), out, options)
     if not per_query:
         return
     names = list(mean)
@@ -57,3 +94,30 @@ def write_evaluation(
         table.add_row(qid, *(f"{figures[name]:.4f}" for name in names))
     out.write(b"\n")
     render(table, out, options)
+
+
+def comparison_table(comparison: Comparison) -> Any:
+    from rich.table import Table
+
+    table = Table(
+        box=None,
+        pad_edge=False,
+        header_style="bold",
+        caption=f"p: {TEST_NAME}, {PERMUTATIONS:,} sign flips (exact when 2^n is fewer), "
+        f"seed {SEED}",
+        caption_justify="left",
+    )
+    table.add_column(f"vs baseline, {plural(len(comparison.queries), 'query')}", no_wrap=True)
+    for column in ("run", "baseline", "delta", "p"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for name in comparison.run:
+        metric, _, k = name.partition("@")
+        label = LABELS.get(metric, metric.upper()) + (f"@{k}" if k else "")
+        table.add_row(
+            label,
+            f"{comparison.run[name]:.4f}",
+            f"{comparison.baseline[name]:.4f}",
+            f"{comparison.delta[name]:+.4f}",
+            f"{comparison.p_value[name]:.4f}",
+        )
+    return table
