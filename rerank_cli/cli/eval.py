@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from rerank_cli.cli.options import INPUT, OUTPUT
+from rerank_cli.cli.options import INPUT, OUTPUT, VerboseOpt, YesOpt, setting_options
 
 EXAMPLES = """**Examples**
 
@@ -17,6 +17,8 @@ rerank eval --qrels test.tsv --run run.trec --at 1,5,10
 rerank eval --qrels test.tsv --run run.jsonl --per-query -o json
 rerank eval --qrels test.tsv --run run.jsonl --min-ndcg 0.6  # CI gate
 rerank eval --qrels test.tsv --run reranked.trec --baseline bm25.trec
+rerank eval --dataset scifact --engine lexical --save-run scifact.trec
+rerank eval --dataset scifact --candidates bm25.trec --depth 100 --baseline bm25.trec
 ```
 """
 
@@ -39,10 +41,14 @@ def _minimum(metric: str) -> object:
     )
 
 
+DATASET = "A BEIR folder end to end (--dataset)"
+
+
+@setting_options()
 def evaluate(
     ctx: typer.Context,
     qrels: Annotated[
-        str,
+        Optional[str],  # noqa: UP045
         typer.Option(
             help="Relevance judgements: TREC qrels (qid 0 docid rel) or BEIR TSV (query-id "
             "corpus-id score, with a header); - is stdin.",
@@ -50,9 +56,9 @@ def evaluate(
             rich_help_panel=INPUT,
             show_default=False,
         ),
-    ],
+    ] = None,
     run: Annotated[
-        str,
+        Optional[str],  # noqa: UP045
         typer.Option(
             help="The ranking to judge: a TREC run (qid Q0 docid rank score tag) or rerank "
             "batch's JSON lines (docid: a result's id, else its index); - is stdin.",
@@ -60,7 +66,7 @@ def evaluate(
             rich_help_panel=INPUT,
             show_default=False,
         ),
-    ],
+    ] = None,
     baseline: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
@@ -68,6 +74,46 @@ def evaluate(
             "the run with the delta per metric and a paired randomization test's two-sided p.",
             metavar="RUN",
             rich_help_panel=INPUT,
+            show_default=False,
+        ),
+    ] = None,
+    dataset: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="A BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv): rerank each "
+            "judged query's candidates with the engine, then judge the run (in place of "
+            "--qrels and --run). A document's text is title + text, as BEIR joins them.",
+            metavar="DIR",
+            rich_help_panel=DATASET,
+            show_default=False,
+        ),
+    ] = None,
+    candidates: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="With --dataset: a TREC run (e.g. BM25) whose top --depth per query are "
+            "reranked [default: every document judged for the query].",
+            metavar="RUN",
+            rich_help_panel=DATASET,
+            show_default=False,
+        ),
+    ] = None,
+    depth: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            help="With --candidates: the run's top N per query [default 100].",
+            metavar="N",
+            rich_help_panel=DATASET,
+            show_default=False,
+        ),
+    ] = None,
+    save_run: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="With --dataset: write the reranked run to FILE (TREC: qid Q0 docid rank "
+            "score tag).",
+            metavar="FILE",
+            rich_help_panel=DATASET,
             show_default=False,
         ),
     ] = None,
@@ -96,11 +142,27 @@ def evaluate(
     min_ndcg: Annotated[Optional[float], _minimum("nDCG")] = None,  # noqa: UP045
     min_mrr: Annotated[Optional[float], _minimum("MRR")] = None,  # noqa: UP045
     min_recall: Annotated[Optional[float], _minimum("Recall")] = None,  # noqa: UP045
+    verbose: VerboseOpt = False,
+    yes: YesOpt = False,
+    **settings: Any,
 ) -> None:
     """Score a run against relevance judgements with trec_eval's metrics: nDCG@k, MRR@k,
     Recall@k, P@k and MAP, averaged over the queries both judged and ranked (trec_eval's
     convention). With --min-ndcg/--min-mrr/--min-recall, a CI gate: exit 1 below the bar."""
+    from rerank_cli.errors import UsageError
     from rerank_cli.jobs.eval_job import EvalJob, parse_at, run_eval
+    from rerank_cli.jobs.execution import JobOptions
+
+    options = None
+    if dataset is not None:
+        from rerank_cli.settings import load
+
+        options = JobOptions(settings=load(ctx.obj.env, settings), verbose=verbose, yes=yes)
+    else:
+        given = [name for name, value in settings.items() if value not in (None, False)]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise UsageError(f"{flag} needs --dataset DIR: without it, eval ranks nothing")
 
     minimums = {
         metric: value
@@ -115,5 +177,10 @@ def evaluate(
         output=output.value if output else None,
         minimums=minimums,
         baseline=baseline,
+        dataset=dataset,
+        candidates=candidates,
+        depth=depth,
+        save_run=save_run,
+        options=options,
     )
     raise typer.Exit(run_eval(ctx.obj, job))

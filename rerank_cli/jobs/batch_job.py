@@ -36,7 +36,13 @@ from rerank_cli.jobs.execution import JobOptions, open_session
 from rerank_cli.jobs.rank_job import read_input
 from rerank_cli.session import Reranker
 from rerank_cli.settings.schema import Settings
-from rerank_cli.sources.corpus import DEFAULT_DEPTH, candidate_indexes, read_corpus, read_run
+from rerank_cli.sources.corpus import (
+    DEFAULT_DEPTH,
+    Candidate,
+    candidate_indexes,
+    read_corpus,
+    read_run,
+)
 from rerank_cli.sources.queries import Query, SharedDocuments, id_key, read_queries, shard_of
 from rerank_cli.sources.records import ReadOptions, ReadReport
 from rerank_cli.terminal import Environment
@@ -57,6 +63,13 @@ class BatchJob(JobOptions):
     corpus_options: ReadOptions = field(default_factory=ReadOptions)  # -F, --field, --id-field
     candidates: str | None = None  # --candidates RUN: per query, the corpus ids to rerank
     depth: int | None = None  # --depth N: the run's top N per query (default 100)
+    # For ``rerank eval --dataset``, which builds the inputs itself: INPUT's bytes (``input``
+    # is then only its name), the candidates per query in place of reading --candidates (named
+    # ``candidates_name`` in messages), and where each query's output goes in place of --out.
+    input_data: bytes | None = None
+    candidates_run: dict[str, list[Candidate]] | None = None
+    candidates_name: str = "candidates"
+    sink: Callable[[bytes], None] | None = None
 
 
 @dataclass
@@ -125,7 +138,10 @@ def run(env: Environment, job: BatchJob) -> ExitCode:
     with open_session(env, job) as session:
         report = ReadReport(on_warning=env.warn)
         shared = shared_documents(env, job, report)
-        name, data = read_input(env, job.input)
+        if job.input_data is not None:
+            name, data = job.input, job.input_data
+        else:
+            name, data = read_input(env, job.input)
         queries = read_queries(data, name, job.read_options, report, shared)
         if job.candidates is not None:
             empty = sum(not query.documents for query in queries)
@@ -162,11 +178,16 @@ def shared_documents(env: Environment, job: BatchJob, report: ReadReport) -> Sha
         return None
     shown, data = read_input(env, job.corpus)
     corpus = read_corpus(data, shown, job.corpus_options, report)
-    if job.candidates is None:
+    if job.candidates_run is not None:
+        run_name, run = job.candidates_name, job.candidates_run
+    elif job.candidates is None:
         return lambda query_id, line: (corpus.copies(), None)
-    run_name, run_data = read_input(env, job.candidates)
-    run = read_run(run_data, run_name)
-    depth = job.depth if job.depth is not None else DEFAULT_DEPTH
+    else:
+        run_name, run_data = read_input(env, job.candidates)
+        run = read_run(run_data, run_name)
+    depth: int | None = job.depth
+    if depth is None and job.candidates_run is None:
+        depth = DEFAULT_DEPTH  # given candidates (eval --dataset's judged documents): all
 
     def candidates(query_id: object, line: int) -> tuple[list[Document], list[int] | None]:
         qid = runs.trec_id(query_id)
@@ -501,6 +522,9 @@ def open_output(
 ) -> Iterator[Callable[[bytes], None]]:
     """A writer of whole query lines, each flushed: stdout, or --out (emptied first; with
     --resume, kept — rewritten without its torn or failed lines when it has any)."""
+    if job.sink is not None:
+        yield job.sink
+        return
     if job.out is None:
 
         def to_stdout(data: bytes) -> None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rerank_cli.core.metrics import Comparison, Evaluation, Qrels, compare, evaluate
 from rerank_cli.errors import ExitCode, InputError, UsageError
-from rerank_cli.jobs.execution import guard_output
+from rerank_cli.jobs.execution import JobOptions, guard_output
 from rerank_cli.jobs.rank_job import read_input
 from rerank_cli.settings import values
 from rerank_cli.sources.judgements import read_qrels, read_run
-from rerank_cli.sources.records import ReadReport
+from rerank_cli.sources.records import ReadOptions, ReadReport
 from rerank_cli.terminal import Environment
 from rerank_cli.words import plural
 from rerank_cli.writers.common import WriteOptions
@@ -22,13 +23,18 @@ GATES = (("--min-ndcg", "ndcg"), ("--min-mrr", "mrr"), ("--min-recall", "recall"
 
 @dataclass
 class EvalJob:
-    qrels: str
-    run: str
+    qrels: str | None = None  # None with --dataset
+    run: str | None = None
     at: list[int] = field(default_factory=lambda: [10])
     per_query: bool = False
     output: str | None = None
     minimums: dict[str, float] = field(default_factory=dict)  # "ndcg" → the gate's minimum
     baseline: str | None = None  # --baseline RUN: compared query by query
+    dataset: str | None = None  # --dataset DIR: a BEIR folder, reranked then judged
+    candidates: str | None = None  # --candidates RUN (with --dataset)
+    depth: int | None = None
+    save_run: str | None = None  # --save-run FILE: the reranked run (TREC)
+    options: JobOptions | None = None  # the session's settings (with --dataset)
 
 
 def parse_at(text: str) -> list[int]:
@@ -42,13 +48,16 @@ def parse_at(text: str) -> list[int]:
 
 
 def run_eval(env: Environment, job: EvalJob) -> ExitCode:
-    if [job.qrels, job.run, job.baseline].count("-") > 1:
-        raise UsageError("only one of --qrels, --run and --baseline can be stdin (-)")
+    check_options(job)
     report = ReadReport(on_warning=env.warn)
-    qrels_name, qrels_data = read_input(env, job.qrels)
-    qrels = read_qrels(qrels_data, qrels_name, report)
-    run_name, run_data = read_input(env, job.run)
-    run = read_run(run_data, run_name, report)
+    if job.dataset is not None:
+        qrels, run_name, run = rerank_dataset(env, job, report)
+    else:
+        assert job.qrels is not None and job.run is not None
+        qrels_name, qrels_data = read_input(env, job.qrels)
+        qrels = read_qrels(qrels_data, qrels_name, report)
+        run_name, run_data = read_input(env, job.run)
+        run = read_run(run_data, run_name, report)
     evaluation = evaluate(qrels, run, job.at)
     if not evaluation.queries:
         raise InputError(
@@ -93,6 +102,127 @@ def run_eval(env: Environment, job: EvalJob) -> ExitCode:
             )
     env.stderr.flush()
     return ExitCode.NOTHING_TO_SHOW if failed else ExitCode.OK
+
+
+def check_options(job: EvalJob) -> None:
+    if job.dataset is None:
+        if job.qrels is None or job.run is None:
+            raise UsageError("give --qrels QRELS and --run RUN, or --dataset DIR")
+        for option, value in (
+            ("--candidates", job.candidates),
+            ("--depth", job.depth),
+            ("--save-run", job.save_run),
+        ):
+            if value is not None:
+                raise UsageError(f"{option} needs --dataset DIR: it is about the reranking")
+    else:
+        if job.qrels is not None or job.run is not None:
+            raise UsageError("--dataset DIR brings its qrels and makes the run: no --qrels/--run")
+        if job.depth is not None and job.candidates is None:
+            raise UsageError("--depth needs --candidates RUN: it cuts each query's candidates")
+        if job.depth is not None and job.depth < 1:
+            raise UsageError(f"--depth takes a whole number ≥ 1, got {job.depth}")
+    if [job.qrels, job.run, job.baseline, job.candidates].count("-") > 1:
+        raise UsageError("only one input can be stdin (-)")
+
+
+def rerank_dataset(
+    env: Environment, job: EvalJob, report: ReadReport
+) -> tuple[Qrels, str, dict[str, dict[str, float]]]:
+    """--dataset DIR: read the BEIR folder, rerank each judged query's candidates with
+    ``rerank batch``'s job on one session (the corpus read as batch reads it: ``_id`` the id,
+    title + text the text), and parse the TREC run it writes — the very bytes --save-run
+    keeps, so the figures equal ``rerank eval --qrels … --run <saved run>``."""
+    from rerank_cli.jobs import batch_job
+    from rerank_cli.sources.corpus import Candidate
+
+    assert job.dataset is not None and job.options is not None
+    root = Path(job.dataset)
+    paths = {part: root / part for part in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv")}
+    for part, path in paths.items():
+        if not path.is_file():
+            raise UsageError(
+                f"--dataset {job.dataset}: no {part} (a BEIR folder holds corpus.jsonl, "
+                "queries.jsonl and qrels/test.tsv)"
+            )
+    qrels_name, qrels_data = read_input(env, str(paths["qrels/test.tsv"]))
+    qrels = read_qrels(qrels_data, qrels_name, report)
+    queries_name, queries_data = read_input(env, str(paths["queries.jsonl"]))
+    lines = beir_queries(env, queries_data, queries_name, qrels)
+    candidates_run = None
+    if job.candidates is None:  # every document judged for the query, in the qrels' order
+        candidates_run = {
+            qid: [Candidate(docid, 0.0, None) for docid in judged] for qid, judged in qrels.items()
+        }
+    written: list[bytes] = []
+    batch = batch_job.BatchJob(
+        input=queries_name,
+        input_data=lines,
+        read_options=ReadOptions(format="jsonl"),
+        corpus=str(paths["corpus.jsonl"]),
+        corpus_options=ReadOptions(format="jsonl", id_field="_id"),
+        candidates=job.candidates,
+        depth=job.depth,
+        candidates_run=candidates_run,
+        candidates_name=qrels_name,
+        sink=written.append,
+        fail_fast=True,
+        **{name: getattr(job.options, name) for name in JobOptions.__dataclass_fields__},
+    )
+    batch.output = "trec"
+    batch_job.run(env, batch)
+    data = b"".join(written)
+    run_name = "the reranked run"
+    if job.save_run is not None:
+        from rerank_cli.jobs.batch_job import replace_file
+
+        try:
+            replace_file(Path(job.save_run), data)
+        except OSError as error:
+            raise UsageError(f"cannot write --save-run file {job.save_run}: {error}") from None
+        run_name = job.save_run
+    return qrels, run_name, read_run(data, run_name, report)
+
+
+def beir_queries(env: Environment, data: bytes, name: str, qrels: Qrels) -> bytes:
+    """``queries.jsonl`` (``{"_id", "text"}``) as batch query lines (``{"id", "query"}``), for
+    the queries the qrels judge (queries.jsonl holds every split's), in its order."""
+    import orjson
+
+    from rerank_cli.sources.corpus import id_text
+    from rerank_cli.sources.records import chomp, split_lines, strip_bom
+
+    out = []
+    found: set[str] = set()
+    for number, raw in split_lines(strip_bom(data)):
+        body = chomp(raw)
+        if not body.strip():
+            continue
+        try:
+            value = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise InputError(f"invalid JSON: {error}", name, number) from None
+        if (
+            not isinstance(value, dict)
+            or "_id" not in value
+            or not isinstance(value.get("text"), str)
+        ):
+            raise InputError('expected {"_id": …, "text": "…"} (a BEIR query)', name, number)
+        qid = id_text(value["_id"])
+        if qid in found:
+            raise InputError(f"query {qid} given twice", name, number)
+        found.add(qid)
+        if qrels.get(qid):
+            out.append(orjson.dumps({"id": qid, "query": value["text"]}) + b"\n")
+    missing = [qid for qid in qrels if qrels[qid] and qid not in found]
+    if missing:
+        env.warn(
+            f"{plural(len(missing), 'query')} of the qrels {'is' if len(missing) == 1 else 'are'}"
+            f" not in {name}: not ranked, e.g. {missing[0]!r}"
+        )
+    if not out:
+        raise InputError("no query of the qrels is in it", name)
+    return b"".join(out)
 
 
 def compare_baseline(

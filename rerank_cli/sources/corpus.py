@@ -29,7 +29,7 @@ DEFAULT_DEPTH = 100
 class Candidate:
     docid: str
     score: float
-    line: int  # where the run names it, for messages
+    line: int | None  # where the run names it, for messages (None: not from a file's line)
 
 
 @dataclass
@@ -137,9 +137,10 @@ def read_run(data: bytes, name: str) -> dict[str, list[Candidate]]:
 
 
 def candidate_indexes(
-    corpus: Corpus, run_name: str, qid: str, candidates: list[Candidate], depth: int
+    corpus: Corpus, run_name: str, qid: str, candidates: list[Candidate], depth: int | None
 ) -> list[int]:
-    """The corpus indexes of a query's top ``depth`` candidates, in the run's order; an id not
+    """The corpus indexes of a query's top ``depth`` (None: all) candidates, in the run's
+    order; an id not
     in the corpus is an :class:`InputError` naming it."""
     by_id = corpus.by_id()
     indexes = []
