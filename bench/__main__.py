@@ -7,6 +7,9 @@
    time: from the first request to the last score) and for the whole process (start-up,
    reading, ranking and writing included). The HTTP stack is imported before the -v clock
    starts: start-up, counted in the whole-process figure.
+   ``rerank batch``: 1,000 queries × 100 documents at 100 ms, batch 100, -j 8 (one run, ~14 s):
+   a batch never spans two queries, so the batches are the sum over queries of
+   ``ceil(documents / B)`` (here 1,000) and the ideal is ``ceil(batches / j) × latency`` (12.5 s).
 2. Start-up: ``rerank --version`` wall time ÷ ``python -c pass`` (the same interpreter),
    medians of several runs taken alternately.
 3. Cached rerun: the whole CLI ranking 100,000 documents that are all in its score cache, ÷
@@ -379,6 +382,129 @@ def throughput_at_100ms() -> list[Row]:
     ]
 
 
+# --- 1b. many queries: rerank batch ------------------------------------------------------------
+
+BATCH_QUERIES = 1_000
+BATCH_DOCUMENTS = 100  # per query: one request of BATCH each
+BATCH_CONCURRENCY = 8
+BATCH_LATENCY = 0.1
+BATCH_RUNS = 1  # ~13 s each: one run keeps make bench's time reasonable
+
+
+def write_batch_queries(path: Path) -> None:
+    topics = ["retries", "timeouts", "keys", "batches", "caching", "ranking", "pipes", "JSON"]
+    with open(path, "wb") as out:
+        for q in range(BATCH_QUERIES):
+            documents = [
+                f"note {q}.{d}: how {topics[(q + d) % len(topics)]} work in module {d % 97}"
+                for d in range(BATCH_DOCUMENTS)
+            ]
+            line = {
+                "id": f"q{q}",
+                "query": f"how do {topics[q % len(topics)]} work",
+                "documents": documents,
+            }
+            out.write(orjson.dumps(line) + b"\n")
+
+
+def batch_once(queries: Path) -> tuple[Run, int]:
+    """One ``rerank batch`` process against a fresh server: (its times, the -j it reached)."""
+    server = ServerProcess(BATCH_LATENCY)
+    try:
+        with tempfile.TemporaryDirectory(prefix="rerank-bench-") as home:
+            args = [
+                str(RERANK),
+                "batch",
+                str(queries),
+                "--out",
+                f"{home}/run.jsonl",
+                "--stats",
+                f"{home}/stats.json",
+                "--base-url",
+                server.base_url,
+                "--batch-size",
+                str(BATCH),
+                "-j",
+                str(BATCH_CONCURRENCY),
+            ]
+            env = environment(
+                GR_KEY=KEY, RERANK_CONFIG_DIR=f"{home}/config", RERANK_CACHE_DIR=f"{home}/cache"
+            )
+            started = time.perf_counter()
+            done = subprocess.run(
+                args, stdin=subprocess.DEVNULL, capture_output=True, env=env, text=True, check=False
+            )
+            wall = time.perf_counter() - started
+            if done.returncode != 0:
+                raise RuntimeError(f"rerank batch failed ({done.returncode}): {done.stderr}")
+            lines = Path(f"{home}/run.jsonl").read_bytes().count(b"\n")
+            elapsed = orjson.loads(Path(f"{home}/stats.json").read_bytes()).get("elapsed_seconds")
+        stats = server.stats()
+    finally:
+        server.stop()
+    total = BATCH_QUERIES * BATCH_DOCUMENTS
+    expected = (BATCH_QUERIES, total, BATCH_QUERIES * math.ceil(BATCH_DOCUMENTS / BATCH))
+    counted = (lines, stats["billed_documents"], stats["rerank_requests"])
+    if counted != expected:
+        raise RuntimeError(f"lines, documents, requests: {counted}, expected {expected}")
+    served = float(stats["last_answered"]) - float(stats["first_received"])
+    scoring = float(elapsed) if elapsed is not None else None
+    return Run(wall, scoring, served), int(stats["max_in_flight"])
+
+
+def batch_throughput() -> list[Row]:
+    """``rerank batch``: BATCH_QUERIES queries of BATCH_DOCUMENTS documents each at 100 ms. A
+    batch never spans two queries, so the batches are sum over queries of ceil(documents / B)
+    (here one per query); the ideal is ceil(batches / j) rounds of one latency each."""
+    batches = BATCH_QUERIES * math.ceil(BATCH_DOCUMENTS / BATCH)
+    ideal = math.ceil(batches / BATCH_CONCURRENCY) * BATCH_LATENCY
+    with tempfile.TemporaryDirectory(prefix="rerank-bench-") as directory:
+        queries = Path(directory) / "queries.jsonl"
+        write_batch_queries(queries)
+        results = [batch_once(queries) for _ in range(BATCH_RUNS)]
+    runs = [run for run, _ in results]
+    reached = max(j for _, j in results)
+    reference = f"ideal {ideal:.3f} s"
+    what = (
+        f"{BATCH_QUERIES:,} queries × {BATCH_DOCUMENTS} docs, batch {BATCH}, -j {BATCH_CONCURRENCY}"
+        f" (reached {reached}), 100 ms"
+    )
+    rows = []
+    scoring = [r.scoring for r in runs if r.scoring is not None]
+    if scoring:
+        seconds = statistics.median(scoring)
+        rows.append(
+            Row(
+                f"batch: scoring (--stats elapsed), {what}",
+                f"{seconds:.3f} s",
+                reference,
+                seconds / ideal,
+                "",
+            )
+        )
+    seconds = statistics.median(r.served for r in runs)
+    rows.append(
+        Row(
+            "batch: server, first request → last answer",
+            f"{seconds:.3f} s",
+            reference,
+            seconds / ideal,
+            "",
+        )
+    )
+    seconds = statistics.median(r.wall for r in runs)
+    rows.append(
+        Row(
+            "batch: whole process (reading, writing 1,000 lines)",
+            f"{seconds:.3f} s",
+            reference,
+            seconds / ideal,
+            f"≤ {THROUGHPUT_TARGET:.2f}",
+        )
+    )
+    return rows
+
+
 # --- 2. start-up ---------------------------------------------------------------------------------
 
 
@@ -511,7 +637,7 @@ def main() -> int:
         f"throughput: {DOCUMENTS:,} documents, batch {BATCH}, -j {CONCURRENCY}, server latency"
         f" {LATENCY * 1000:.0f} ms (and 100 ms where it says); medians of {RUNS} runs\n"
     )
-    throughput_rows = throughput() + throughput_at_100ms()
+    throughput_rows = throughput() + throughput_at_100ms() + batch_throughput()
     rows = [*throughput_rows, startup()]
     limits: list[float | None] = [
         THROUGHPUT_TARGET if row.target else None for row in throughput_rows
@@ -543,6 +669,8 @@ def main() -> int:
         "\nwhole process: start-up, reading 20,000 lines and writing 20,000 JSON lines included;"
         "\nfloor: bench/floor.py (read the lines, hash each pair, one SQLite lookup, write the"
         " same JSON lines); ratio: median ÷ median."
+        f"\nbatch: {BATCH_RUNS} run; ideal ceil(batches / j) × latency, a batch never spanning two"
+        " queries (one of 100 per query); scoring is --stats' elapsed_seconds"
     )
     for note in notes:
         print(note)

@@ -406,6 +406,13 @@ class RerankServer:
         return {r.connection for r in self.requests}
 
     @property
+    def connections_open(self) -> int:
+        """TCP connections whose handler has not finished: 0 once a killed client's requests,
+        held or half-read, are all done with (answered into a closed socket or dropped)."""
+        with self._lock:
+            return len(self._connections)
+
+    @property
     def connections_accepted(self) -> int:
         """TCP connections accepted so far, whether or not a request came on them."""
         with self._lock:

@@ -3,6 +3,11 @@ loopback server."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +16,11 @@ import pytest
 
 from rerank_cli.errors import UsageError
 from rerank_cli.sources.queries import id_key, parse_shard, shard_of
-from tests.conftest import CliResult, RunCli
+from tests.conftest import TEST_KEY, CliResult, RunCli, api_options
 from tests.server import Fault, RerankServer, score
 
 FAST_RETRY = {"retry-after-ms": "1"}
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def write_queries(path: Path, lines: list[dict[str, Any]]) -> str:
@@ -632,3 +638,76 @@ def test_candidates_need_unique_corpus_ids(
     assert result.exit_code == 2
     assert "duplicate document id a (documents 0 and 1)" in result.stderr
     assert server.rerank_requests == []
+
+
+# --- a real kill ---------------------------------------------------------------------------------
+
+
+def test_sigkill_mid_run_then_resume_writes_each_query_once_and_pays_only_in_flight_twice(
+    api_cli: RunCli, server: RerankServer, isolated_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``rerank batch --out`` in a process of its own, SIGKILLed once some queries are written,
+    then ``--resume``: every query once, the results of an uninterrupted run, and nothing paid
+    twice but the batches in flight at the kill (at most -j of them: one per connection)."""
+    count, documents, jobs = 60, 4, 2
+    given = write_queries(tmp_path / "q.jsonl", many(count, documents))
+    out = tmp_path / "run.jsonl"
+    server.latency = 0.1  # one batch per query: 30 rounds of 2, ~3 s uninterrupted
+    env = {**os.environ, **isolated_env, "GR_KEY": TEST_KEY, "PYTHONPATH": str(ROOT)}
+    options = ("--out", str(out), "-j", str(jobs))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rerank_cli", "batch", given, *options, *api_options(server)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (out.exists() and out.read_bytes().count(b"\n") >= 10):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no 10 queries written in 60 s"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL, stderr.decode()
+    server.latency = 0.0  # what is left, fast
+    # The dead process's connections done with: whatever it had sent is recorded and billed.
+    deadline = time.monotonic() + 30
+    while server.connections_open:
+        assert time.monotonic() < deadline, "the killed process's connections still open"
+        time.sleep(0.01)
+    written = out.read_bytes()
+    complete = [orjson.loads(line) for line in written.split(b"\n")[:-1]]
+    assert 10 <= len(complete) < count  # killed mid-run: some written, not all
+    first = list(server.rerank_requests)
+    billed = server.billed_documents
+
+    resumed = api_cli("batch", given, *options, "--resume", "-v")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert f"{len(complete)} done before (--resume)" in resumed.stderr
+    again = server.rerank_requests[len(first) :]
+    done_before = {record["query"] for record in complete}
+    assert not done_before & {r.body["query"] for r in again}  # nothing complete re-sent
+    # Re-sent: only what was in flight at the kill (billed, never received), one per connection.
+    twice = {r.body["query"] for r in first} & {r.body["query"] for r in again}
+    assert len(twice) <= jobs
+    assert len(first) + len(again) <= count + jobs
+    assert server.billed_documents - billed == len(again) * documents
+    assert server.billed_documents <= (count + jobs) * documents
+    assert sorted(r.body["query"] for r in first + again if r.body["query"] not in twice) == sorted(
+        {line["query"] for line in many(count)} - twice
+    )
+    final = out.read_bytes()
+    assert final.endswith(b"\n")
+    records = lines_of(out)  # fails on an id written twice
+    assert len(records) == count
+
+    # The same file, uninterrupted, on an empty cache: the same results, query for query.
+    reference = tmp_path / "reference.jsonl"
+    whole = api_cli("batch", given, "--out", str(reference), "-j", str(jobs), "--no-cache")
+    assert whole.exit_code == 0, whole.stderr
+    assert records == lines_of(reference)
