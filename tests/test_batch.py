@@ -711,3 +711,16 @@ def test_sigkill_mid_run_then_resume_writes_each_query_once_and_pays_only_in_fli
     whole = api_cli("batch", given, "--out", str(reference), "-j", str(jobs), "--no-cache")
     assert whole.exit_code == 0, whole.stderr
     assert records == lines_of(reference)
+
+
+def test_a_rejected_key_stops_the_run_at_once(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    """Every query would fail alike: one refusal ends the run (exit 3), not one per query."""
+    lines = [{"id": f"q{n}", "query": "capital", "documents": ["a", "b"]} for n in range(20)]
+    queries = tmp_path / "q.jsonl"
+    queries.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    done = api_cli("batch", str(queries), "-j", "1", env={"GR_KEY": "gr-wrong-key-000000"})
+    assert done.exit_code == 3, done.stderr
+    assert "was rejected" in done.stderr
+    assert len(server.rerank_requests) < 20

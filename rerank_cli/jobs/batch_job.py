@@ -436,7 +436,8 @@ def rank_all(
                         tally.failed += len(group.lines)
                         if isinstance(error, ApiRefused):
                             tally.refused += len(group.lines)
-                        if job.fail_fast:
+                        # A rejected key or an empty account fails every query alike: stop.
+                        if job.fail_fast or error.status in (401, 402):
                             raise
                     else:
                         for line, results in ranked:
