@@ -717,7 +717,7 @@ def test_a_rejected_key_stops_the_run_at_once(
     api_cli: RunCli, server: RerankServer, tmp_path: Path
 ) -> None:
     """Every query would fail alike: one refusal ends the run (exit 3), not one per query."""
-    lines = [{"id": f"q{n}", "query": "capital", "documents": ["a", "b"]} for n in range(20)]
+    lines = [{"id": f"q{n}", "query": f"capital {n}", "documents": ["a", "b"]} for n in range(20)]
     queries = tmp_path / "q.jsonl"
     queries.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
     done = api_cli("batch", str(queries), "-j", "1", env={"GR_KEY": "gr-wrong-key-000000"})
