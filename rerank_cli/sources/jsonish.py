@@ -77,8 +77,9 @@ def text_of(value: Any, options: ReadOptions, kind: Callable[[Any], str] = json_
     raise ValueError(f"{where} is {kind(text)} (expected a string)")
 
 
-def _document(value: Any, raw: bytes, source: Source, options: ReadOptions) -> Document | None:
-    """The record's document, or ``None`` when its text is blank."""
+def document_of(value: Any, raw: bytes, source: Source, options: ReadOptions) -> Document | None:
+    """A JSON value's document (its text at ``--field``, its id at ``--id-field``), or
+    ``None`` when its text is blank; raises ``ValueError`` with the reason it has none."""
     text = text_of(value, options)
     if is_blank(text):
         return None
@@ -113,7 +114,7 @@ def read_jsonl(
             handle_invalid(error_, options, report)
             continue
         try:
-            document = _document(value, raw, Source(name, number), options)
+            document = document_of(value, raw, Source(name, number), options)
         except ValueError as error:
             handle_invalid(InputError(str(error), name, number), options, report)
             continue
@@ -137,7 +138,7 @@ def read_json(
     for position, value in enumerate(values):
         source = Source(name, None)  # elements of one array have no line of their own
         try:
-            document = _document(value, orjson.dumps(value) + b"\n", source, options)
+            document = document_of(value, orjson.dumps(value) + b"\n", source, options)
         except ValueError as error:
             handle_invalid(InputError(f"element {position}: {error}", name), options, report)
             continue

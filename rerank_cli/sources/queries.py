@@ -20,7 +20,7 @@ import orjson
 
 from rerank_cli.core.documents import Document, Source
 from rerank_cli.errors import InputError, UsageError
-from rerank_cli.sources.jsonish import _MISSING, lookup, text_of
+from rerank_cli.sources.jsonish import _MISSING, document_of
 from rerank_cli.sources.records import (
     ReadOptions,
     ReadReport,
@@ -147,7 +147,8 @@ def _query(
     documents = []
     for position, item in enumerate(given):
         try:
-            document = _document(item, name, number, options)
+            raw = orjson.dumps(item) + b"\n"
+            document = document_of(item, raw, Source(name, number), options)
         except ValueError as error:
             raise ValueError(f"document {position}: {error}") from None
         if document is None:
@@ -155,20 +156,3 @@ def _query(
         else:
             documents.append(document)
     return Query(query_id, text, documents, instruction or None, number)
-
-
-def _document(item: Any, name: str, number: int, options: ReadOptions) -> Document | None:
-    text = text_of(item, options)
-    if is_blank(text):
-        return None
-    doc_id = None
-    if options.id_field and isinstance(item, dict):
-        found = lookup(item, options.id_field)
-        doc_id = None if found is _MISSING else found
-    return Document(
-        text=text,
-        raw=orjson.dumps(item) + b"\n",
-        source=Source(name, number),
-        record=item if isinstance(item, dict) else None,
-        id=doc_id,
-    )
