@@ -10,6 +10,7 @@ from rerank_cli.errors import ExitCode, InputError, UsageError
 from rerank_cli.jobs.execution import JobOptions, guard_output
 from rerank_cli.jobs.rank_job import read_input
 from rerank_cli.settings import values
+from rerank_cli.sources.corpus import beir_queries
 from rerank_cli.sources.judgements import read_qrels, read_run
 from rerank_cli.sources.records import ReadOptions, ReadReport
 from rerank_cli.terminal import Environment
@@ -148,7 +149,7 @@ def rerank_dataset(
     qrels_name, qrels_data = read_input(env, str(paths["qrels/test.tsv"]))
     qrels = read_qrels(qrels_data, qrels_name, report)
     queries_name, queries_data = read_input(env, str(paths["queries.jsonl"]))
-    lines = beir_queries(env, queries_data, queries_name, qrels)
+    lines = beir_queries(queries_data, queries_name, qrels, env.warn)
     candidates_run = None
     if job.candidates is None:  # every document judged for the query, in the qrels' order
         candidates_run = {
@@ -182,47 +183,6 @@ def rerank_dataset(
             raise UsageError(f"cannot write --save-run file {job.save_run}: {error}") from None
         run_name = job.save_run
     return qrels, run_name, read_run(data, run_name, report)
-
-
-def beir_queries(env: Environment, data: bytes, name: str, qrels: Qrels) -> bytes:
-    """``queries.jsonl`` (``{"_id", "text"}``) as batch query lines (``{"id", "query"}``), for
-    the queries the qrels judge (queries.jsonl holds every split's), in its order."""
-    import orjson
-
-    from rerank_cli.sources.corpus import id_text
-    from rerank_cli.sources.records import chomp, split_lines, strip_bom
-
-    out = []
-    found: set[str] = set()
-    for number, raw in split_lines(strip_bom(data)):
-        body = chomp(raw)
-        if not body.strip():
-            continue
-        try:
-            value = orjson.loads(body)
-        except orjson.JSONDecodeError as error:
-            raise InputError(f"invalid JSON: {error}", name, number) from None
-        if (
-            not isinstance(value, dict)
-            or "_id" not in value
-            or not isinstance(value.get("text"), str)
-        ):
-            raise InputError('expected {"_id": …, "text": "…"} (a BEIR query)', name, number)
-        qid = id_text(value["_id"])
-        if qid in found:
-            raise InputError(f"query {qid} given twice", name, number)
-        found.add(qid)
-        if qrels.get(qid):
-            out.append(orjson.dumps({"id": qid, "query": value["text"]}) + b"\n")
-    missing = [qid for qid in qrels if qrels[qid] and qid not in found]
-    if missing:
-        env.warn(
-            f"{plural(len(missing), 'query')} of the qrels {'is' if len(missing) == 1 else 'are'}"
-            f" not in {name}: not ranked, e.g. {missing[0]!r}"
-        )
-    if not out:
-        raise InputError("no query of the qrels is in it", name)
-    return b"".join(out)
 
 
 def compare_baseline(

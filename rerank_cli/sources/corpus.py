@@ -14,13 +14,16 @@ column) — and cut to the top ``depth``."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+
+import orjson
 
 from rerank_cli import sources as readers
 from rerank_cli.core.documents import Document
 from rerank_cli.errors import InputError
 from rerank_cli.sources.records import ReadOptions, ReadReport, chomp, split_lines, strip_bom
+from rerank_cli.words import plural
 
 DEFAULT_DEPTH = 100
 
@@ -154,3 +157,41 @@ def candidate_indexes(
             )
         indexes.append(index)
     return indexes
+
+
+def beir_queries(
+    data: bytes, name: str, qrels: Mapping[str, Mapping[str, int]], warn: Callable[[str], None]
+) -> bytes:
+    """``queries.jsonl`` (``{"_id", "text"}``) as batch query lines (``{"id", "query"}``), for
+    the queries the qrels judge (queries.jsonl holds every split's), in its order."""
+    out = []
+    found: set[str] = set()
+    for number, raw in split_lines(strip_bom(data)):
+        body = chomp(raw)
+        if not body.strip():
+            continue
+        try:
+            value = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise InputError(f"invalid JSON: {error}", name, number) from None
+        if (
+            not isinstance(value, dict)
+            or "_id" not in value
+            or not isinstance(value.get("text"), str)
+        ):
+            raise InputError('expected {"_id": …, "text": "…"} (a BEIR query)', name, number)
+        qid = id_text(value["_id"])
+        if qid in found:
+            raise InputError(f"query {qid} given twice", name, number)
+        found.add(qid)
+        if qrels.get(qid):
+            out.append(orjson.dumps({"id": qid, "query": value["text"]}) + b"\n")
+    missing = [qid for qid in qrels if qrels[qid] and qid not in found]
+    if missing:
+        warn(
+            f"{plural(len(missing), 'query')} of the qrels {'is' if len(missing) == 1 else 'are'}"
+            f" not in {name}: not ranked, e.g. {missing[0]!r}"
+        )
+    if not out:
+        raise InputError("no query of the qrels is in it", name)
+    return b"".join(out)
