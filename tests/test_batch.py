@@ -181,6 +181,58 @@ def test_resume_redoes_only_a_torn_last_line(
     assert lines_of(out) == whole
 
 
+def blocks(data: bytes) -> dict[bytes, list[bytes]]:
+    """A TREC run's lines by qid, each query's lines in one contiguous block."""
+    found: dict[bytes, list[bytes]] = {}
+    last = None
+    for line in data.splitlines():
+        qid = line.split()[0]
+        assert qid == last or qid not in found, "a query written twice"
+        found.setdefault(qid, []).append(line)
+        last = qid
+    return found
+
+
+@pytest.mark.parametrize("cut", ["torn line", "whole lines", "none"])
+def test_resume_a_trec_run_redoes_its_last_query_only(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path, cut: str
+) -> None:
+    given = write_queries(tmp_path / "q.jsonl", many(6, documents=4))
+    out = tmp_path / "run.trec"
+    options = ("-o", "trec", "--out", str(out), "--no-cache", "-j", "1")
+    assert api_cli("batch", given, *options).exit_code == 0
+    whole = out.read_bytes()
+    lines = whole.splitlines(keepends=True)
+    last_qid = lines[-1].split()[0]
+    if cut == "torn line":  # the kill came in the middle of the last query's last line
+        out.write_bytes(whole[: -len(lines[-1]) // 2])
+    elif cut == "whole lines":  # ... or between two of its lines
+        out.write_bytes(b"".join(lines[:-2]))
+    before = len(server.rerank_requests)
+
+    again = api_cli("batch", given, *options, "--resume", "-v")
+    assert again.exit_code == 0, again.stderr
+    # A run cannot show that its last query is complete: that one, and only it, is redone.
+    redone = server.rerank_requests[before:]
+    assert [f"q{r.body['query'].split()[-1]}".encode() for r in redone] == [last_qid]
+    assert "5 done before (--resume)" in again.stderr
+    assert blocks(out.read_bytes()) == blocks(whole)
+
+
+def test_resume_refuses_a_trec_file_that_is_not_a_run(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    given = write_queries(tmp_path / "q.jsonl", many(2))
+    out = tmp_path / "notes.txt"
+    kept = b"my notes\nq0 Q0 0 1 0.5 rerank\n"
+    out.write_bytes(kept)
+    result = api_cli("batch", given, "-o", "trec", "--out", str(out), "--resume")
+    assert result.exit_code == 2
+    assert "notes.txt:1 is not a TREC run line" in result.stderr
+    assert out.read_bytes() == kept
+    assert server.rerank_requests == []
+
+
 def test_resume_takes_a_line_without_its_newline_as_torn(
     api_cli: RunCli, server: RerankServer, tmp_path: Path
 ) -> None:
@@ -326,15 +378,13 @@ def test_trec_output(api_cli: RunCli, server: RerankServer, tmp_path: Path) -> N
         assert len(line.split()) == 6
 
 
-def test_trec_refuses_ids_with_spaces_and_resume(
+def test_trec_refuses_ids_with_spaces_and_resume_needs_out(
     api_cli: RunCli, server: RerankServer, tmp_path: Path
 ) -> None:
     given = write_queries(tmp_path / "q.jsonl", [{"id": "a b", "query": "q", "documents": ["x"]}])
     result = api_cli("batch", given, "-o", "trec")
     assert result.exit_code == 2
     assert 'q.jsonl:1: id "a b"' in result.stderr
-    out = str(tmp_path / "o")
-    assert api_cli("batch", given, "-o", "trec", "--out", out, "--resume").exit_code == 2
     assert api_cli("batch", given, "--resume").exit_code == 2
     assert server.rerank_requests == []
 

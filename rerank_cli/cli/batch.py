@@ -145,7 +145,7 @@ def batch(
         bool,
         typer.Option(
             help="With --out: skip the queries complete in FILE; redo a torn last line and "
-            "failed queries.",
+            "failed queries (-o trec: the last query in FILE is always redone).",
             rich_help_panel=OUTPUT,
         ),
     ] = False,

@@ -119,8 +119,6 @@ class Tally:
 def check_options(job: BatchJob, fmt: str) -> None:
     if job.resume and job.out is None:
         raise UsageError("--resume needs --out FILE: the file it resumes")
-    if job.resume and fmt == "trec":
-        raise UsageError("--resume works with -o jsonl (a TREC run has no line per query)")
     if job.out is not None and job.out == job.input:
         raise UsageError("--out must not be the input file")
     if job.candidates is not None and job.corpus is None:
@@ -163,9 +161,13 @@ def run(env: Environment, job: BatchJob) -> ExitCode:
             queries = mine
         kept: Resumed | None = None
         if job.resume and job.out is not None:
-            kept = scan_output(Path(job.out))
             before = len(queries)
-            queries = [q for q in queries if q.key not in kept.done]
+            if fmt == "trec":
+                kept = scan_trec_output(Path(job.out))
+                queries = [q for q in queries if runs.trec_id(q.id).encode() not in kept.done]
+            else:
+                kept = scan_output(Path(job.out))
+                queries = [q for q in queries if q.key not in kept.done]
             tally.resumed = before - len(queries)
         groups = plan_groups(session, queries)
         return _run(env, session, job, fmt, groups, tally, kept)
@@ -485,6 +487,8 @@ class Resumed:
     done: set[bytes] = field(default_factory=set)
     keep: list[bytes] = field(default_factory=list)
     clean: bool = True
+    # A TREC run is cut, not rewritten: its first ``length`` bytes are kept.
+    length: int | None = None
 
 
 def scan_output(path: Path) -> Resumed:
@@ -517,6 +521,42 @@ def scan_output(path: Path) -> Resumed:
     return found
 
 
+def scan_trec_output(path: Path) -> Resumed:
+    """Read a TREC run --out for --resume. A query's lines are written together, so only the
+    last block can be torn, yet nothing in a run says how many lines a query has: the last
+    query written is always done again (its block is cut off), the ones before are kept. A
+    line that is not ``qid Q0 docid rank score tag`` before the end means the file is not
+    this command's run: refused rather than cut."""
+    found = Resumed(length=0)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return found
+    except OSError as error:
+        raise UsageError(f"cannot read --out file {path}: {error.strerror}") from None
+    lines = data.splitlines(keepends=True)
+    offset = 0
+    block: bytes | None = None  # the qid of the block being read
+    block_start = 0
+    for number, line in enumerate(lines, 1):
+        fields = line.split()
+        whole = line.endswith(b"\n") and len(fields) == 6 and fields[1] == b"Q0"
+        if not whole:
+            if number == len(lines):  # a torn last line
+                break
+            raise UsageError(
+                f"--out file {path}:{number} is not a TREC run line (qid Q0 docid rank score "
+                "tag): not resuming into it"
+            )
+        if fields[0] != block:
+            if block is not None:
+                found.done.add(block)
+            block, block_start = fields[0], offset
+        offset += len(line)
+    found.length = block_start if block is not None else 0
+    return found
+
+
 @contextmanager
 def open_output(
     env: Environment, job: BatchJob, kept: Resumed | None
@@ -536,7 +576,10 @@ def open_output(
         return
     path = Path(job.out)
     try:
-        if kept is not None and not kept.clean:
+        if kept is not None and kept.length is not None:
+            if path.exists():
+                os.truncate(path, kept.length)
+        elif kept is not None and not kept.clean:
             replace_file(path, b"".join(kept.keep))
         stream: IO[bytes] = open(path, "ab" if kept is not None else "wb", buffering=0)  # noqa: SIM115
     except OSError as error:
