@@ -67,7 +67,8 @@ def batch(
     candidates: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
-            help="A TREC run (qid Q0 docid rank score tag): rerank only the --corpus ids it "
+            help="A TREC run (qid Q0 docid rank score tag) or batch output: rerank only the "
+            "--corpus ids it "
             "names for each query, its top --depth by score (ties: docid descending, as "
             "trec_eval).",
             metavar="RUN",

@@ -186,7 +186,7 @@ def shared_documents(env: Environment, job: BatchJob, report: ReadReport) -> Sha
         return lambda query_id, line: (corpus.copies(), None)
     else:
         run_name, run_data = read_input(env, job.candidates)
-        run = read_run(run_data, run_name)
+        run = read_run(run_data, run_name, report)
     depth: int | None = job.depth
     if depth is None and job.candidates_run is None:
         depth = DEFAULT_DEPTH  # given candidates (eval --dataset's judged documents): all
