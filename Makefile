@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: install
-	$(BIN)/ruff format --check rerank_cli tests bench
-	$(BIN)/ruff check rerank_cli tests bench
+	$(BIN)/ruff format --check rerank_cli tests bench action
+	$(BIN)/ruff check rerank_cli tests bench action
 
 typecheck: install
 	$(BIN)/mypy
@@ -40,8 +40,8 @@ bench: install
 	$(BIN)/python -m bench
 
 fmt: install
-	$(BIN)/ruff format rerank_cli tests bench
-	$(BIN)/ruff check --fix rerank_cli tests bench
+	$(BIN)/ruff format rerank_cli tests bench action
+	$(BIN)/ruff check --fix rerank_cli tests bench action
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
