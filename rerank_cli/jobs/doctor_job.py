@@ -151,7 +151,8 @@ class Doctor:
         self.settings = session.settings
         self.remote = session.capabilities.remote
         self.limit = self._limit()
-        self.lengths = canary.probe_lengths(self.limit[0])
+        shortest = self.limit[1].count("\n\n" + canary.NEEDLE) + canary.MARGIN
+        self.lengths = [n for n in canary.probe_lengths(self.limit[0]) if n >= shortest]
         profile_max = self.settings.profile.max_documents or MAX_BATCH
         self.batch = max(1, min(self.settings.batch_size, profile_max, MAX_BATCH))
         self.instructed = self.settings.instruction_mode != "none"
@@ -183,15 +184,16 @@ class Doctor:
             steps.append(
                 Step("instruction", 2 * count, count, f"{count} pairs under another instruction")
             )
-        longest = self.lengths[-1]
-        steps.append(
-            Step(
-                "long documents",
-                2 + len(self.lengths),
-                1 + len(self.lengths),
-                f"documents of up to {longest:,} tokens, the relevant sentence at the end",
+        if self.lengths:
+            steps.append(
+                Step(
+                    "long documents",
+                    2 + len(self.lengths),
+                    1 + len(self.lengths),
+                    f"documents of up to {self.lengths[-1]:,} tokens, the relevant sentence at "
+                    "the end",
+                )
             )
-        )
         steps.append(Step("batch speed", self.batch, 1, "one full batch, timed"))
         return steps
 
@@ -322,6 +324,10 @@ class Doctor:
         if not meaningful:
             return Check(name, label, SKIP, "not judged: the canary pairs failed")
         limit, tokenizer = self.limit
+        if not self.lengths:
+            return Check(
+                name, label, SKIP, f"not checked: {limit} tokens per document is too few to probe"
+            )
         relevant, irrelevant = self.scores(canary.NEEDLE_QUERY, [canary.NEEDLE, canary.NEEDLE_OFF])
         if not relevant > irrelevant:
             return Check(
