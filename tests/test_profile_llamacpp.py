@@ -44,3 +44,28 @@ def test_a_long_document_is_scored_in_windows_the_server_takes(
     sent = [d for r in server.requests if r.method == "POST" for d in r.documents]
     assert len(sent) > 3  # windows, each accepted
     assert all("authorization" not in r.headers for r in server.requests)  # no key by default
+
+
+def test_rerank_profiles_name_shows_its_notes(cli: RunCli) -> None:
+    listed = cli("profiles", "-o", "jsonl")
+    assert any(r["profile"] == "llamacpp" for r in listed.records())
+    result = cli("profiles", "llamacpp", "-o", "jsonl")
+    assert result.exit_code == 0, result.stderr
+    fields = {r["field"]: r["value"] for r in result.records()}
+    assert fields["url"] == "http://127.0.0.1:8080/v1/rerank"
+    assert fields["key variables"] == "LLAMA_API_KEY; no key needed"
+    assert fields["context tokens"] == "512"
+    assert "--ubatch-size" in fields["notes"] and "--rerank" in fields["notes"]
+    # In a table, a note's brackets are text, not markup.
+    table = cli("profiles", "llamacpp", "-o", "table", width=200)
+    assert "[profiles.llamacpp]" in table.text
+    vllm = {r["field"]: r["value"] for r in cli("profiles", "vllm", "-o", "jsonl").records()}
+    assert vllm["instruction mode"] == "field ('instruction')"
+    tei = {r["field"]: r["value"] for r in cli("profiles", "tei", "-o", "jsonl").records()}
+    assert tei["fields sent"] == "truncate = false, raw_scores = false"
+
+
+def test_rerank_profiles_of_an_unknown_name_is_a_usage_error(cli: RunCli) -> None:
+    result = cli("profiles", "llama")
+    assert result.exit_code == 2
+    assert "unknown profile 'llama' (known: " in result.stderr
