@@ -189,8 +189,9 @@ def test_an_instruction_the_server_drops_is_a_warning(cli: RunCli, server: Reran
 def test_no_instruction_mode_skips_the_instruction_check(
     api_cli: RunCli, server: RerankServer
 ) -> None:
-    result = doctor(api_cli, "--instruction-mode", "none")
+    result = doctor(api_cli, "--instruction-mode", "none", "--task", "code")
     assert result.exit_code == 0, result.stderr
+    assert "warning" not in result.stderr
     assert rows(result)["instruction"]["status"] == "skip"
     assert "dry run" not in result.stderr
     planned = orjson.loads(

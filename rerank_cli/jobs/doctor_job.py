@@ -51,6 +51,8 @@ def run_doctor(
     verbose: bool = False,
 ) -> ExitCode:
     settings = replace(settings, cache="off")  # canaries are scored afresh, never cached
+    if settings.instruction_mode == "none":  # nothing to send: no warning on every request
+        settings = replace(settings, instruction=None, task=None)
     fmt = output or ("table" if env.stdout_isatty else "json")
     notify = retry_notices(env, verbose)
     with Reranker.from_settings(settings, env, require_key=not dry_run, notify=notify) as session:
