@@ -242,6 +242,8 @@ def test_lexical_engine_needs_no_server(cli: RunCli) -> None:
     checked = rows(result)
     assert checked["key"]["status"] == checked["price"]["status"] == PASS
     assert "offline" in checked["key"]["reason"]
+    assert checked["instruction"]["status"] == "skip"
+    assert checked["batch"]["reason"].startswith("64 documents offline: ")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -181,7 +181,7 @@ class Doctor:
         steps = [
             Step("canary pairs", 2 * pairs, pairs, f"{pairs} pairs ({languages})"),
         ]
-        if self.instructed:
+        if self.instructed and self.remote:
             count = len(canary.INSTRUCTION_CANARIES)
             steps.append(
                 Step("instruction", 2 * count, count, f"{count} pairs under another instruction")
@@ -307,6 +307,10 @@ class Doctor:
                 f"the {self.settings.profile.name} profile sends no instruction (instruction mode "
                 "none)",
             )
+        if not self.remote:
+            return Check(
+                "instruction", "instruction", SKIP, f"the {self.settings.engine} engine reads none"
+            )
         if not meaningful:
             return Check("instruction", "instruction", SKIP, "not judged: the canary pairs failed")
         from rerank_cli.providers.instructions import TASKS
@@ -414,10 +418,8 @@ class Doctor:
         elapsed = max(time.perf_counter() - started, 1e-9)
         requests, retries = stats.requests - requests, stats.retries - retries
         rate = len(texts) / elapsed
-        reason = (
-            f"{plural(len(texts), 'document')} in {plural(requests, 'request')}: "
-            f"{elapsed:.2f} s, {rate:,.0f} docs/s"
-        )
+        where = f"in {plural(requests, 'request')}" if self.remote else "offline"
+        reason = f"{plural(len(texts), 'document')} {where}: {elapsed:.2f} s, {rate:,.0f} docs/s"
         details = {
             "documents": len(texts),
             "requests": requests,
