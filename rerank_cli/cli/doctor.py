@@ -47,7 +47,8 @@ def doctor(
     """Check the provider before trusting it: the key, the model and its price; canary pairs
     (English, Chinese, code) any sound reranker orders right; whether an instruction reaches
     the model; whether a document near the token limit is read whole; the speed of one batch.
-    Sends a few dozen documents (said on stderr first; --dry-run sends none), never cached.
+    Sends about 100 documents, 64 of them the timed batch (said on stderr first; --dry-run
+    sends none); nothing is cached.
     Exit 0 when every check passes (warnings allowed), 1 when one fails."""
     from rerank_cli.jobs.doctor_job import run_doctor
     from rerank_cli.settings import load
