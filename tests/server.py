@@ -297,6 +297,9 @@ class RerankServer:
         self.faults: deque[Fault] = deque()
         self.requests: list[RecordedRequest] = []
         self.billed_documents = 0
+        # Doctor modes (see scorer_for): scores that ignore the text, silent truncation.
+        self.ignore_text = False
+        self.truncate_tokens: int | None = None
         self.first_received: float | None = None  # time.monotonic() of the first rerank request
         self.last_answered: float | None = None  # … and of the last rerank answer sent
         self.in_flight = 0
@@ -478,6 +481,30 @@ class RerankServer:
                 "first_received": self.first_received,
                 "last_answered": self.last_answered,
             }
+
+    # -- doctor modes: a broken server as `rerank doctor` must recognise it
+
+    def scorer_for(self, query: str) -> Callable[[str], float]:
+        """The scores this server gives: :func:`score`, unless a mode below is on.
+
+        - ``ignore_text``: every document scores 0.5 plus noise under 0.0001 (a hash of the
+          pair), whatever its text — a Qwen3-Reranker served without its prompt template.
+        - ``truncate_tokens = N``: each document is scored on its first N words only, with no
+          error — a server that cuts long documents silently (words stand for tokens here).
+        """
+        if self.ignore_text:
+            prefix = zlib.crc32(f"{query}\0".encode("utf-8", "surrogatepass"))
+
+            def constant(document: str) -> float:
+                tie = zlib.crc32(document.encode("utf-8", "surrogatepass"), prefix)
+                return 0.5 + 0.0001 * (tie / 2**32)
+
+            return constant
+        score_document = scorer(query)
+        limit = self.truncate_tokens
+        if limit is None:
+            return score_document
+        return lambda document: score_document(" ".join(document.split()[:limit]))
 
     def _bill(self, model: str, count: int) -> None:
         with self._lock:
@@ -683,7 +710,7 @@ class _Handler(BaseHTTPRequestHandler):
                 f"too many documents: {len(documents)} > {app.max_documents} per request",
             )
         self._wait_until_warm(request.prefer_wait)
-        score_document = scorer(query)
+        score_document = app.scorer_for(query)
         scores = [score_document(document) for document in documents]
         results = sorted(
             ({"index": i, "relevance_score": s} for i, s in enumerate(scores)),

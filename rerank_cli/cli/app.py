@@ -23,6 +23,7 @@ from rerank_cli.cli import batch as batch_cmd
 from rerank_cli.cli import cache as cache_cmd
 from rerank_cli.cli import completion as completion_cmd
 from rerank_cli.cli import config as config_cmd
+from rerank_cli.cli import doctor as doctor_cmd
 from rerank_cli.cli import eval as eval_cmd
 from rerank_cli.cli import files as files_cmd
 from rerank_cli.cli import models as models_cmd
@@ -68,6 +69,7 @@ app.command("rank", epilog=rank_cmd.EXAMPLES)(rank_cmd.rank)
 app.command("files", epilog=files_cmd.EXAMPLES)(files_cmd.files)
 app.command("batch", epilog=batch_cmd.EXAMPLES)(batch_cmd.batch)
 app.command("eval", epilog=eval_cmd.EXAMPLES)(eval_cmd.evaluate)
+app.command("doctor", epilog=doctor_cmd.EXAMPLES)(doctor_cmd.doctor)
 app.command("models")(models_cmd.models)
 app.command("account")(account_cmd.account)
 app.command("profiles")(profiles_cmd.profiles)

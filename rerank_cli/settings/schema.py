@@ -163,7 +163,8 @@ class Settings:
         panel=MODEL,
         metavar="NAME",
         help="Provider profile: gigarouter [default], cohere, jina, voyage, vllm, tei, infinity, "
-        "siliconflow, dashscope, together, novita, or one from the config (rerank profiles).",
+        "siliconflow, dashscope, together, novita, llamacpp, or one from the config (rerank "
+        "profiles).",
     )
     base_url: str = setting(
         DEFAULT_BASE_URL,
