@@ -378,12 +378,12 @@ def test_partial_shows_what_was_scored_then_the_rest_unscored(
     assert f"--partial: {len(scored):,} of {COUNT:,} documents scored" in ran.stderr
 
 
-def test_partial_in_plain_tsv_and_table(server: RerankServer, tmp_path: Path) -> None:
-    """Plain output has no place for a mark: it prints the scored records only. TSV leaves
+def test_partial_in_every_format(server: RerankServer, tmp_path: Path) -> None:
+    """Three batches answered, then a refusal (-j 1): 150 documents scored. Plain output has no place for a mark: it prints the scored records only. TSV leaves
     the score field empty; the table says ``unscored`` in the score column, with no rank."""
     queued = [*[Fault()] * 3, Fault.error(400, "query is too long")]
     lines = DOCUMENTS.splitlines(keepends=True)
-    for fmt in ("plain", "tsv", "table"):
+    for fmt in ("jsonl", "plain", "tsv", "table"):
         server.add_faults(*queued)
         before = len(server.rerank_requests)
         ran = rank(server, tmp_path / fmt, "--partial", "-o", fmt, "-j", "1")
@@ -391,7 +391,11 @@ def test_partial_in_plain_tsv_and_table(server: RerankServer, tmp_path: Path) ->
         assert len(server.rerank_requests) - before == 4  # -j 1: three answered, one refused
         scored = 3 * BATCH
         out = ran.stdout.decode().splitlines(keepends=True)
-        if fmt == "plain":
+        if fmt == "jsonl":
+            records = [orjson.loads(line) for line in out]
+            assert [r["rank"] for r in records[:scored]] == list(range(1, scored + 1))
+            assert all(r.get("unscored") is True for r in records[scored:])
+        elif fmt == "plain":
             assert len(out) == scored and set(out) <= set(map(bytes.decode, lines))
             assert "the other 1,850 left out of plain output" in ran.stderr
         elif fmt == "tsv":
