@@ -379,8 +379,9 @@ def test_partial_shows_what_was_scored_then_the_rest_unscored(
 
 
 def test_partial_in_every_format(server: RerankServer, tmp_path: Path) -> None:
-    """Three batches answered, then a refusal (-j 1): 150 documents scored. Plain output has no place for a mark: it prints the scored records only. TSV leaves
-    the score field empty; the table says ``unscored`` in the score column, with no rank."""
+    """Three batches answered, then a refusal (-j 1): 150 documents scored. Plain output has
+    no place for a mark: it prints the scored records only. TSV leaves the score field empty;
+    the table says ``unscored`` in the score column, with no rank."""
     queued = [*[Fault()] * 3, Fault.error(400, "query is too long")]
     lines = DOCUMENTS.splitlines(keepends=True)
     for fmt in ("jsonl", "plain", "tsv", "table"):
@@ -418,3 +419,40 @@ def test_without_partial_a_failure_part_way_prints_nothing(
     assert (ran.exit_code, ran.stdout) == (3, b"")
     assert server.billed_documents == 3 * BATCH  # scored, paid for, and still not shown
     assert "--partial" not in ran.stderr
+
+
+def test_files_partial(server: RerankServer, tmp_path: Path) -> None:
+    """``rerank files --partial``: the files scored before the failure, ranked as a fault-free
+    run ranks them, then the others with ``null`` rank, score and best chunk."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for number in range(30):
+        words = [WORDS[(number * k + 3) % len(WORDS)] for k in range(1, 7)]
+        (tree / f"f{number:02}.txt").write_text(f"{number} {' '.join(words)}\n")
+
+    def files(*options: str) -> Ran:
+        environment = Environment(
+            stdin=io.BytesIO(),
+            stdout=io.BytesIO(),
+            stderr=io.StringIO(),
+            env={"RERANK_CACHE_DIR": str(tmp_path / "cache"), "GR_KEY": TEST_KEY},
+        )
+        args = ["files", QUERY, str(tree), "--base-url", server.base_url, "--no-cache"]
+        code = main([*args, "--batch-size", "5", "-j", "1", *options], environment)
+        stdout = environment.stdout.getvalue()  # type: ignore[attr-defined]
+        return Ran(code, stdout, environment.stderr.getvalue())  # type: ignore[attr-defined]
+
+    whole = files()
+    assert whole.exit_code == 0, whole.stderr
+    server.add_faults(Fault(), Fault(), Fault.error(400, "query is too long"))
+    ran = files("--partial")
+    assert ran.exit_code == 3, ran.stderr
+    records = ran.records()
+    assert len(records) == 30
+    scored, unscored = records[:10], records[10:]
+    paths = {r["path"] for r in scored}
+    kept = [r for r in whole.records() if r["path"] in paths]
+    assert scored == [{**r, "rank": n} for n, r in enumerate(kept, 1)]
+    assert all(r["score"] is None and r["best"] is None and r["unscored"] for r in unscored)
+    assert [r["path"] for r in unscored] == sorted(r["path"] for r in unscored)
+    assert "--partial: 10 of 30 documents scored" in ran.stderr

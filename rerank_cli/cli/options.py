@@ -264,5 +264,5 @@ def job_options(ctx: typer.Context, params: Mapping[str, Any]) -> dict[str, Any]
         "dry_run": params["dry_run"],
         "stats_path": params["stats"],
         "yes": params["yes"],
-        "partial": params.get("partial", False),  # rank only
+        "partial": params.get("partial", False),  # rank and files
     }

@@ -8,6 +8,9 @@ from typing import IO, Any
 
 from rerank_cli.core.documents import Result
 
+# A table's score column for a document a failed run did not score (--partial).
+UNSCORED = "unscored"
+
 
 @dataclass(frozen=True)
 class WriteOptions:

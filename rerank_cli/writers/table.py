@@ -6,12 +6,11 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 from rerank_cli.core.documents import Result
-from rerank_cli.writers.common import WriteOptions, render
+from rerank_cli.writers.common import UNSCORED, WriteOptions, render
 
 PADDING = 2  # rich's default horizontal padding between columns, box=None
 MAX_SOURCE = 40
 MAX_ID = 24
-UNSCORED = "unscored"  # the score column of a document a failed run did not score (--partial)
 
 
 def cut_left(text: str, width: int) -> str:
