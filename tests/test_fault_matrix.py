@@ -456,3 +456,24 @@ def test_files_partial(server: RerankServer, tmp_path: Path) -> None:
     assert all(r["score"] is None and r["best"] is None and r["unscored"] for r in unscored)
     assert [r["path"] for r in unscored] == sorted(r["path"] for r in unscored)
     assert "--partial: 10 of 30 documents scored" in ran.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (PROXY_PAGE, "502 Bad Gateway"),
+        (LOGIN_PAGE, "Sign in"),
+        (b"<!-- cf -->\n<html><body><h1>Access &amp; denied</h1></body></html>", "Access & denied"),
+        (b"  <HTML><BODY>Service   <b>unavailable</b></BODY></HTML>", "Service unavailable"),
+        (b"<html></html>", "(no title)"),
+        (b'{"error": {"message": "<html> in a JSON message"}}', None),
+        (b"<?xml version='1.0'?><error/>", None),
+        (b"upstream connect error", None),
+    ],
+)
+def test_an_html_page_is_said_by_its_title(body: bytes, said: str | None) -> None:
+    from rerank_cli.engines.api.protocol import error_message, html_page
+
+    assert html_page(body) == said
+    if said is not None:
+        assert error_message(body) == f"an HTML page: {said}"
