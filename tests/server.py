@@ -39,6 +39,7 @@ import math
 import re
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -136,6 +137,7 @@ class Fault:
     drop: bool = False
     truncate: bool = False
     rewrite: Rewrite | None = None
+    reset: bool = False  # with drop: close with a TCP RST (SO_LINGER 0), not a FIN
 
     @classmethod
     def error(
@@ -167,6 +169,12 @@ class Fault:
     def dropped(cls) -> Fault:
         """Close the connection after reading the request, without answering."""
         return cls(drop=True)
+
+    @classmethod
+    def reset_connection(cls) -> Fault:
+        """Read the request, then reset the connection (a TCP RST, as a crashed proxy or a
+        load balancer sends), without answering."""
+        return cls(drop=True, reset=True)
 
     @classmethod
     def malformed(cls) -> Fault:
@@ -682,6 +690,14 @@ class _Handler(BaseHTTPRequestHandler):
         app._sleep(fault.delay)
         if fault.drop:
             self.close_connection = True  # finish() closes the socket: no answer at all
+            if fault.reset:  # linger on, for 0 s: close() sends RST instead of FIN
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                # Closed here, the reading file first (the socket closes for real once it
+                # is): the server's own shutdown(SHUT_WR) would send a FIN ahead of the RST.
+                self.rfile.close()
+                self.connection.close()
             return
         if fault.status != 200:
             raise _Answer(

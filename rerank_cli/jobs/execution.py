@@ -16,7 +16,14 @@ from rerank_cli.core import pipeline
 from rerank_cli.core.budget import Estimate, budget_refusal
 from rerank_cli.core.documents import Result
 from rerank_cli.engines.interface import Stats
-from rerank_cli.errors import ApiRefused, ExitCode, NothingToShow, OutputClosed, UsageError
+from rerank_cli.errors import (
+    ApiError,
+    ApiRefused,
+    ExitCode,
+    NothingToShow,
+    OutputClosed,
+    UsageError,
+)
 from rerank_cli.session import Reranker
 from rerank_cli.settings.schema import Settings
 from rerank_cli.terminal import Environment
@@ -35,6 +42,7 @@ class JobOptions:
     dry_run: bool = False
     stats_path: str | None = None  # --stats FILE ("-": stderr)
     yes: bool = False  # -y: do not ask before a large run
+    partial: bool = False  # --partial: on an API failure, print what was scored, then fail
 
 
 def open_session(env: Environment, job: JobOptions) -> Reranker:
@@ -179,6 +187,7 @@ def execute(
     planned: Estimate | None = None
     scored: list[Result] | None = None
     failure: BaseException | None = None
+    landed: dict[int, float] | None = {} if job.partial else None  # text position → score
     try:
         if job.dry_run or settings.max_docs is not None or settings.max_cost is not None:
             need_price = job.dry_run or settings.max_cost is not None
@@ -194,11 +203,13 @@ def execute(
         planned = confirm_spending(env, session, query, work, job, planned)
         many = session.capabilities.remote and len(work.texts) > settings.batch_size
         with progress_bar(env, enabled=many) as on_progress:
-            scored = session.score(query, work, on_progress)
+            scored = session.score(query, work, on_progress, landed=landed)
     except BaseException as error:
         failure = error
         if isinstance(error, KeyboardInterrupt):
             env.info(interrupted(session))
+        elif isinstance(error, ApiError) and landed is not None:
+            show_partial(env, work, landed, job, emit, fmt)
         raise
     finally:
         if stats.elapsed == 0.0:  # scoring did not finish (or start): time what there was
@@ -225,6 +236,29 @@ def execute(
     if not job.quiet:
         guard_output(lambda: emit(results, fmt))
     return ExitCode.OK
+
+
+def show_partial(
+    env: Environment,
+    work: pipeline.Plan,
+    landed: dict[int, float],
+    job: JobOptions,
+    emit: Callable[[list[Result], str], None],
+    fmt: str,
+) -> None:
+    """--partial, when the API has failed: print the documents scored so far, ranked, then
+    the others marked unscored (plain output, which has no place for a mark, leaves them
+    out), and say so; the caller then fails with the API's error and exit code."""
+    results = pipeline.partial(work, landed, job.filters)
+    if job.quiet:
+        return
+    shown = [r for r in results if r.scored] if fmt == "plain" else results
+    guard_output(lambda: emit(shown, fmt))
+    total = len(work.documents)
+    unscored = sum(not r.scored for r in results)
+    how = "left out of plain output" if fmt == "plain" else "listed last, marked unscored"
+    left = f"; the other {unscored:,} {how}" if unscored else ""
+    env.info(f"--partial: {total - unscored:,} of {plural(total, 'document')} scored{left}")
 
 
 def confirm_spending(
