@@ -27,6 +27,7 @@ SUBCOMMANDS = frozenset(
         "profiles",
         "tasks",
         "completion",
+        "mcp",
     }
 )
 ROOT_OPTIONS = frozenset({"--help", "-h"})

@@ -247,6 +247,18 @@ class Settings:
         metavar="N",
         help="Refuse (exit 2, nothing sent) a run that would send more than N documents.",
     )
+    # `rerank mcp` only (its --max-docs; the config key and variable are mcp_max_docs). A
+    # limit per tool call, counted before dedup and cache, so that an agent cannot make one
+    # call walk a whole home directory or send a huge list: 1,000 is a large repository's
+    # worth of 60-line chunks (about $0.008 on gigarouter) and well above what one question
+    # needs.
+    mcp_max_docs: int = setting(
+        1000,
+        minimum=1,
+        panel=COST,
+        help="rerank mcp: refuse a tool call that would score more than N documents or file "
+        "chunks [default 1000].",
+    )
     # Config and environment only (-y/--yes answers it on the command line).
     confirm_over: int = setting(
         20_000,
