@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from rerank_cli.jobs.mcp_job import OutsideRoot, inside_root
 from tests.conftest import LOOPBACK_HOSTS, TEST_KEY
 from tests.server import Fault, RerankServer, score
 
@@ -465,6 +468,47 @@ def test_bad_arguments_are_tool_errors(mcp: Mcp, server: RerankServer) -> None:
     assert zero.is_error and "top_k" in text_of(zero)
     assert missing.is_error and "missing: no such file or directory" in text_of(missing)
     assert server.rerank_requests == []
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A root with directories and symlinks that stay in it or lead out, and a sibling."""
+    base = tmp_path_factory.mktemp("tree")
+    root, outside = base / "root", base / "outside"
+    (root / "a" / "b").mkdir(parents=True)
+    (outside / "c").mkdir(parents=True)
+    (root / "a" / "b" / "file.txt").write_text("x")
+    (root / "in_link").symlink_to(root / "a")
+    (root / "out_link").symlink_to(outside)
+    (root / "a" / "up").symlink_to("..")
+    (root / "a" / "escape").symlink_to("../..")
+    (outside / "back").symlink_to(root / "a")
+    return root.resolve(), outside.resolve()
+
+
+PARTS = ["..", ".", "a", "b", "c", "file.txt", "in_link", "out_link", "up", "escape", "back"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(st.sampled_from(PARTS), min_size=1, max_size=6), start=st.integers(0, 2))
+def test_a_path_is_taken_only_when_what_it_names_lies_inside_the_root(
+    tree: tuple[Path, Path], parts: list[str], start: int
+) -> None:
+    root, outside = tree
+    given_path = os.path.join(*(["", str(root), str(outside)][start : start + 1] + parts))
+    target = Path(root, given_path)  # an absolute path stays itself
+    try:
+        taken = inside_root(str(root), [given_path])
+    except OutsideRoot as refused:
+        assert "outside the working root" in str(refused)
+        assert not target.resolve().is_relative_to(root)
+        return
+    relative = taken[0] if taken else "."
+    assert not os.path.isabs(relative) and ".." not in Path(relative).parts
+    assert (root / relative).resolve() == target.resolve()
+    assert (root / relative).resolve().is_relative_to(root)
+    if target.exists():
+        assert os.path.samefile(root / relative, target)
 
 
 # -- starting up ------------------------------------------------------------------------------

@@ -84,6 +84,9 @@ class AgentTools:
         ]
         if not given:
             return Answer(tool_answers.ranked_documents([], 0), "no documents to rank")
+        # Each document is at least one text to score: a list over the budget is refused
+        # before its long documents are counted in tokens.
+        self._check_budget(len(given), plural(len(given), "document"), "documents")
         settings = self.session.settings_for(instruction=instruction or None)
         work = self.session.plan(query, given, settings=settings)
         self._check_budget(len(work.units), plural(len(work.units), "document"), "documents")
@@ -116,7 +119,7 @@ class AgentTools:
         globs = (glob,) if isinstance(glob, str) else tuple(glob or ())
         job = files_job.FilesJob(
             query=query,
-            paths=self.inside_root(paths or ["."]),
+            paths=inside_root(self.root, paths or ["."]),
             walk_options=walk.WalkOptions(globs=globs),
             chunker=LineChunker(),
         )
@@ -136,23 +139,6 @@ class AgentTools:
             tool_answers.ranked_files(results, files, chunks, skipped),
             tool_answers.files_text(results, files, chunks, query),
         )
-
-    def inside_root(self, paths: Iterable[str]) -> list[str]:
-        """``paths`` as the walk takes them — relative to the root, resolved (symlinks
-        included) — or :class:`OutsideRoot` for the first that leads out of it."""
-        inside = []
-        for given in paths:
-            if not given or "\0" in given:
-                raise UsageError(f"paths: {given!r} is not a path")
-            real = os.path.realpath(os.path.join(self.root, given))
-            if not _within(real, self.root):
-                resolved = "" if real == given else f" (it leads to {real})"
-                raise OutsideRoot(
-                    f"{given}: outside the working root {self.root}{resolved}; rank_files "
-                    "reads only inside the directory the server was started in"
-                )
-            inside.append(os.path.relpath(real, self.root))
-        return [] if inside == ["."] else inside  # the root itself: paths shown relative to it
 
     # -- shared
 
@@ -189,6 +175,25 @@ class AgentTools:
                 raise OverBudget(f"{refusal}; nothing was sent")
         scored = self.session.score(query, work, settings=settings)
         return pipeline.rank(scored, pipeline.Filters(top_k=top_k))
+
+
+def inside_root(root: str, paths: Iterable[str]) -> list[str]:
+    """``paths`` as the walk takes them — relative to ``root`` (a real path: no symlink in
+    it), resolved, symlinks included — or :class:`OutsideRoot` for the first that leads out of
+    it. Relative paths start at ``root``, the server's working directory."""
+    inside = []
+    for given in paths:
+        if not given or "\0" in given:
+            raise UsageError(f"paths: {given!r} is not a path")
+        real = os.path.realpath(os.path.join(root, given))
+        if not _within(real, root):
+            resolved = "" if real == given else f" (it leads to {real})"
+            raise OutsideRoot(
+                f"{given}: outside the working root {root}{resolved}; rank_files reads only "
+                "inside the directory the server was started in"
+            )
+        inside.append(os.path.relpath(real, root))
+    return [] if inside == ["."] else inside  # the root itself: paths shown relative to it
 
 
 def _within(path: str, root: str) -> bool:
