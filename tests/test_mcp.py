@@ -410,6 +410,31 @@ def test_the_budget_counts_every_chunk_and_comes_from_the_environment_too(
 
 
 @needs_sdk
+def test_the_cli_budgets_from_the_config_or_environment_apply_to_each_call(
+    mcp: Mcp, server: RerankServer
+) -> None:
+    # max_cost: the price comes from GET /models ($0.008 per 1,000); max_docs counts what
+    # would be sent after dedup and cache, as in the CLI.
+    mcp.env.update(RERANK_MAX_COST="0.00002", RERANK_MAX_DOCS="3")
+
+    async def body(session: ClientSession) -> list[Any]:
+        return [
+            await session.call_tool("rank", {"query": "q", "documents": ["a", "a", "b"]}),
+            await session.call_tool("rank", {"query": "q", "documents": ["c", "d", "e"]}),
+            await session.call_tool("rank", {"query": "q", "documents": ["f", "g", "h", "i"]}),
+            await session.call_tool("rank", {"query": "q", "documents": ["a", "b", "j"]}),
+        ]
+
+    deduped, over_cost, over_docs, cached = mcp.run(body)
+    assert not deduped.is_error, text_of(deduped)  # 2 to send: $0.000016
+    assert over_cost.is_error
+    assert "refusing to spend an estimated $0.000024 on 3 documents" in text_of(over_cost)
+    assert over_docs.is_error and "over the limit of max_docs = 3" in text_of(over_docs)
+    assert not cached.is_error, text_of(cached)  # only j is sent
+    assert sent(server) == ["a", "b", "j"]
+
+
+@needs_sdk
 def test_the_key_never_appears_and_a_refusal_leaves_the_server_running(
     mcp: Mcp, server: RerankServer
 ) -> None:
@@ -560,3 +585,31 @@ def test_an_offline_engine_needs_no_key(tmp_path: Path, root: Path) -> None:
     assert not result.is_error, text_of(result)
     assert result.structured_content["results"][0]["path"] == "a.txt"
     assert "MCP server on stdio" in transcript.stderr
+
+
+@needs_sdk
+def test_log_records_are_redacted_tracebacks_included() -> None:
+    import io
+    import logging
+
+    from rerank_cli.integrations.mcp_server import Redacting
+    from rerank_cli.redact import register_secret
+
+    register_secret(TEST_KEY)
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(Redacting())
+    logger = logging.getLogger("tests.mcp.redacting")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        try:
+            raise RuntimeError(f"bad key {TEST_KEY}")
+        except RuntimeError:
+            logger.exception("request with %s failed", TEST_KEY)
+    finally:
+        logger.removeHandler(handler)
+    logged = out.getvalue()
+    assert "request with gr-…CRET failed" in logged
+    assert "RuntimeError: bad key gr-…CRET" in logged  # the traceback, redacted
+    assert TEST_KEY not in logged
