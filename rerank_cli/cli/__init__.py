@@ -28,6 +28,7 @@ SUBCOMMANDS = frozenset(
         "tasks",
         "completion",
         "doctor",
+        "mcp",
     }
 )
 ROOT_OPTIONS = frozenset({"--help", "-h"})

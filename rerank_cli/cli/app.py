@@ -26,6 +26,7 @@ from rerank_cli.cli import config as config_cmd
 from rerank_cli.cli import doctor as doctor_cmd
 from rerank_cli.cli import eval as eval_cmd
 from rerank_cli.cli import files as files_cmd
+from rerank_cli.cli import mcp_command as mcp_cmd
 from rerank_cli.cli import models as models_cmd
 from rerank_cli.cli import profiles as profiles_cmd
 from rerank_cli.cli import rank as rank_cmd
@@ -75,6 +76,7 @@ app.command("account")(account_cmd.account)
 app.command("profiles")(profiles_cmd.profiles)
 app.command("tasks")(tasks_cmd.tasks)
 app.command("completion")(completion_cmd.completion)
+app.command("mcp", epilog=mcp_cmd.EXAMPLES)(mcp_cmd.mcp)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(cache_cmd.app, name="cache")
 

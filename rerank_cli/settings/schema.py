@@ -248,6 +248,18 @@ class Settings:
         metavar="N",
         help="Refuse (exit 2, nothing sent) a run that would send more than N documents.",
     )
+    # `rerank mcp` only (its --max-docs; the config key and variable are mcp_max_docs). A
+    # limit on one tool call's size, counted before dedup and cache, so that an agent cannot
+    # make one call walk a home directory or send a huge list: 1,000 chunks cover ~1,000
+    # small files or ~50,000 lines (60-line chunks overlapping by 10), cost at most $0.008 on
+    # gigarouter, and are far more than one question needs.
+    mcp_max_docs: int = setting(
+        1000,
+        minimum=1,
+        panel=COST,
+        help="rerank mcp: refuse a tool call that would score more than N documents or file "
+        "chunks [default 1000].",
+    )
     # Config and environment only (-y/--yes answers it on the command line).
     confirm_over: int = setting(
         20_000,
