@@ -117,9 +117,18 @@ def environment(**extra: str) -> dict[str, str]:
 class ServerProcess:
     """tests/server.py in a process of its own, so that it shares no interpreter with the CLI."""
 
-    def __init__(self, latency: float) -> None:
+    def __init__(self, latency: float, *options: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.server", "--port", "0", "--latency", str(latency)],
+            [
+                sys.executable,
+                "-m",
+                "tests.server",
+                "--port",
+                "0",
+                "--latency",
+                str(latency),
+                *options,
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,

@@ -25,6 +25,7 @@ import orjson
 
 from rerank_cli import __version__
 from rerank_cli.engines.api import protocol
+from rerank_cli.engines.api.pacing import Pacer, RateLimits, read_rate_limits
 from rerank_cli.engines.interface import Stats
 from rerank_cli.errors import ApiFailed, ApiRefused, BadResponse, RequestTooLarge, UsageError
 from rerank_cli.providers.profile import DEFAULT_PROFILE
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from httpx._utils import URLPattern
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+# The statuses whose Retry-After (RFC 9110, RFC 6585) says when the server takes requests again:
+# the whole session waits, not only the request that got it.
+SESSION_WAIT_STATUSES = frozenset({429, 503})
 # A server's hint is obeyed up to this many seconds; longer, and we would rather fail visibly.
 MAX_HINT_SECONDS = 120.0
 # Only a message about the request's size or document count means "split the batch": a query
@@ -258,6 +262,9 @@ class RerankClient:
         self._rng = rng
         self._notify = notify
         self._http: httpx.AsyncClient | None = None
+        # Every request of the client (of the session) passes this gate: adaptive concurrency
+        # under -j, and the pauses servers ask for (see pacing.py).
+        self.pacer = Pacer(settings.concurrency, sleep)
         self._proxies: list[tuple[URLPattern, httpx.URL | None]] = []
         self._tls = True
 
@@ -384,13 +391,19 @@ class RerankClient:
         timeout = httpx.Timeout(s.timeout) if quick else httpx.USE_CLIENT_DEFAULT
         last_failure = "no attempt made"
         last_status: int | None = None  # the last failure's HTTP status (None: the network)
+        pacer = self.pacer
         for attempt in range(s.max_retries + 1):
+            ticket = await pacer.acquire()
+            status: int | None = None  # of an answer, and its rate limits: for the pacer
+            limits: RateLimits | None = None
             stats.requests += 1
             stats.bytes_sent += len(body)
             try:
                 response = await self._http.request(
                     method, url, content=body or None, params=params, timeout=timeout
                 )
+                status = response.status_code
+                limits = read_rate_limits(response.headers, MAX_HINT_SECONDS)
             except httpx.TransportError as error:
                 target = httpx.URL(url)
                 last_failure = network_failure(error, target, self._proxy_for(target), s)
@@ -412,12 +425,17 @@ class RerankClient:
                 last_status = status
                 hint = retry_hint(response.headers, content)
                 wait = self.backoff(attempt) if hint is None else min(hint, MAX_HINT_SECONDS)
+                if hint is not None and status in SESSION_WAIT_STATUSES:
+                    pacer.pause(wait)  # every request of the session waits, not this one only
+            finally:
+                pacer.release(ticket, status, limits)
             if attempt == s.max_retries:
                 break
             stats.retries += 1
+            wait = max(wait, pacer.waiting())
             if self._notify is not None:
                 self._notify(f"{last_failure}; retrying in {wait:.1f} s")
-            await self._sleep(wait)
+            await pacer.wait_out_pause(wait)
         tries = s.max_retries + 1
         shown = without_credentials(url)
         raise ApiFailed(
