@@ -403,7 +403,8 @@ class RerankClient:
                     method, url, content=body or None, params=params, timeout=timeout
                 )
                 status = response.status_code
-                limits = read_rate_limits(response.headers, MAX_HINT_SECONDS)
+                elapsed = pacer.elapsed(ticket)
+                limits = read_rate_limits(response.headers, MAX_HINT_SECONDS, elapsed=elapsed)
             except httpx.TransportError as error:
                 target = httpx.URL(url)
                 last_failure = network_failure(error, target, self._proxy_for(target), s)

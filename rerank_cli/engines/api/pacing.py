@@ -175,22 +175,29 @@ class Pacer:
 
     def release(self, ticket: int, status: int | None, limits: RateLimits | None = None) -> None:
         """The request's outcome: a 2xx status raises the limit, 429 cuts it; anything else
-        (another error, the network) leaves it. ``limits``: its rate-limit headers; their resets
-        count from when the request was sent (the server counted it when it arrived, and an
-        answer may take the server's whole latency to come back)."""
+        (another error, the network) leaves it. ``limits``: its rate-limit headers (read with
+        :meth:`elapsed`)."""
         self.in_flight -= 1
-        sent = self._sent.pop(ticket, None)
-        if limits is not None and sent is not None:
+        self._sent.pop(ticket, None)
+        if limits is not None:
+            now = self._clock()
             if limits.remaining is not None:
-                reset_at = None if limits.reset is None else sent + limits.reset
+                reset_at = None if limits.reset is None else now + limits.reset
                 self.window.counted(ticket, limits.remaining, reset_at)
             if limits.exhausted is not None:
-                self.window.pause_until(sent + limits.exhausted)
+                self.window.pause_until(now + limits.exhausted)
         if status is not None and 200 <= status < 300:
             self.window.succeeded(ticket)
         elif status == 429:
             self.window.throttled(ticket)
         self._wake()
+
+    def elapsed(self, ticket: int) -> float:
+        """Seconds since request ``ticket`` was sent: a reset given in seconds counts from then
+        (the server counted the request when it arrived, and its answer may take the server's
+        whole latency to come back)."""
+        sent = self._sent.get(ticket)
+        return 0.0 if sent is None else max(0.0, self._clock() - sent)
 
     def waiting(self) -> float:
         """Seconds left of the session's pause (0: none)."""
@@ -224,10 +231,12 @@ _EPOCH = 1e9  # a plain number this large is a Unix time, not seconds to wait
 _EPOCH_MS = 1e12
 
 
-def reset_seconds(value: str, now: float | None = None) -> float | None:
-    """Seconds until a rate-limit reset written as a provider writes it: seconds to wait
-    (``1.5``), a Unix time in seconds or milliseconds, a duration (``6m0s``, ``20ms``), an HTTP
-    date or an ISO 8601 time; None if it is none of these."""
+def reset_seconds(value: str, now: float | None = None, elapsed: float = 0.0) -> float | None:
+    """Seconds from now until a rate-limit reset written as a provider writes it: seconds to
+    wait (``1.5``) or a duration (``6m0s``, ``20ms``), counted from ``elapsed`` seconds ago (when
+    the request was sent: the server counted it on arrival); or a point in time: a Unix time in
+    seconds or milliseconds, an HTTP date, an ISO 8601 time (``now``: the wall clock's time).
+    None if it is none of these."""
     text = value.strip()
     if not text:
         return None
@@ -243,11 +252,11 @@ def reset_seconds(value: str, now: float | None = None) -> float | None:
             return max(0.0, number / 1000.0 - wall)
         if number >= _EPOCH:
             return max(0.0, number - wall)
-        return max(0.0, number)
+        return max(0.0, number - elapsed)
     match = _DURATION.fullmatch(text)
     if match and any(match.groups()):
         hours, minutes, seconds, millis = (float(part) if part else 0.0 for part in match.groups())
-        return hours * 3600 + minutes * 60 + seconds + millis / 1000
+        return max(0.0, hours * 3600 + minutes * 60 + seconds + millis / 1000 - elapsed)
     when: datetime | None
     try:
         when = email.utils.parsedate_to_datetime(text)
@@ -266,15 +275,19 @@ class RateLimits:
     """What an answer's rate-limit headers say (None: not said)."""
 
     remaining: float | None = None  # requests left: x-ratelimit-remaining(-requests)
-    reset: float | None = None  # seconds until that count resets
+    reset: float | None = None  # seconds from now until that count resets
     exhausted: float | None = None  # the longest reset among limits with nothing left
 
 
 def read_rate_limits(
-    headers: Mapping[str, str], cap: float = math.inf, now: float | None = None
+    headers: Mapping[str, str],
+    cap: float = math.inf,
+    now: float | None = None,
+    elapsed: float = 0.0,
 ) -> RateLimits:
-    """The rate-limit headers of an answer, under any of the usual prefixes; resets capped at
-    ``cap`` seconds."""
+    """The rate-limit headers of an answer to a request sent ``elapsed`` seconds ago, under
+    any of the usual prefixes; resets in seconds from now (see :func:`reset_seconds`), capped
+    at ``cap``."""
     remaining: float | None = None
     reset: float | None = None
     exhausted: float | None = None
@@ -284,7 +297,7 @@ def read_rate_limits(
             if left is None:
                 continue
             text = headers.get(f"{prefix}reset{kind}")
-            seconds = None if text is None else reset_seconds(text, now)
+            seconds = None if text is None else reset_seconds(text, now, elapsed)
             seconds = None if seconds is None else min(seconds, cap)
             if kind != "-tokens" and remaining is None:
                 remaining, reset = left, seconds
