@@ -276,8 +276,8 @@ class RerankServer:
       (None: one second's worth); over it → 429 with ``retry-after``/``retry-after-ms`` (until
       the next request is allowed), the error body's ``retry_after_s``, and OpenAI's
       ``x-ratelimit-{limit,remaining,reset}-requests`` (reset: until the bucket is full again),
-      which every rerank answer carries in this mode; ``throttled`` counts the 429s. None (the
-      default): no limit.
+      which every rerank answer carries in this mode (unless ``rate_limit_headers`` is False);
+      ``throttled`` counts the 429s. None (the default): no limit.
     """
 
     def __init__(
@@ -321,6 +321,7 @@ class RerankServer:
         # Rate-limit mode (see the class docstring): the token bucket, filled when first used.
         self.rate_limit: float | None = None
         self.rate_burst: float | None = None
+        self.rate_limit_headers = True  # False: the 429s' Retry-After only, no x-ratelimit-*
         self.throttled = 0
         self.admitted = 0  # … and the requests it let through, the first and last at (monotonic)
         self.first_admitted: float | None = None
@@ -527,6 +528,8 @@ class RerankServer:
             "x-ratelimit-remaining-requests": str(math.floor(tokens)),
             "x-ratelimit-reset-requests": f"{(burst - tokens) / rate:.3f}s",
         }
+        if not self.rate_limit_headers:
+            headers = {}
         if allowed:
             return headers
         wait = (1.0 - tokens) / rate

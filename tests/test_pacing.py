@@ -214,6 +214,24 @@ def test_a_rate_limited_run_is_complete_and_mostly_not_refused(
     assert server.throttled < 0.15 * len(server.rerank_requests)
 
 
+def test_without_rate_limit_headers_the_limit_adapts_to_429s(server: RerankServer) -> None:
+    """The same server with no x-ratelimit-* headers, only its 429s' Retry-After: the limit on
+    requests in flight alone keeps the 429s down (~15 %; pinned at -j: 60-75 %)."""
+    server.rate_limit, server.latency, server.rate_limit_headers = RATE, 0.1, False
+    texts = documents()
+    with Reranker(
+        base_url=server.base_url,
+        api_key=TEST_KEY,
+        no_cache=True,
+        batch_size=1,
+        concurrency=16,
+        max_retries=30,
+    ) as session:
+        ranked = [result.document.text for result in session.rank(QUERY, texts)]
+    assert ranked == sorted(texts, key=lambda text: -score(QUERY, text))
+    assert server.throttled < 0.35 * len(server.rerank_requests)
+
+
 def test_a_429_pauses_the_whole_session(server: RerankServer) -> None:
     """One request's Retry-After holds every request of the session, not just its retry: a
     request that could go at once (its worker's first answer came back meanwhile) waits too."""
