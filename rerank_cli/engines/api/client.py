@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import random
 import re
 import socket
@@ -85,6 +84,8 @@ def retry_hint(headers: httpx.Headers, body: bytes, now: float | None = None) ->
             return max(0.0, float(value))
         except ValueError:
             try:
+                import email.utils  # an HTTP date is rare: loaded when one comes
+
                 when = email.utils.parsedate_to_datetime(value)
             except (TypeError, ValueError):
                 when = None

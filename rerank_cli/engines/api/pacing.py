@@ -14,14 +14,12 @@ gate on the session's event loop; :func:`rate_limit_wait` reads the providers' h
 
 from __future__ import annotations
 
-import email.utils
 import math
 import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -257,6 +255,9 @@ def reset_seconds(value: str, now: float | None = None, elapsed: float = 0.0) ->
     if match and any(match.groups()):
         hours, minutes, seconds, millis = (float(part) if part else 0.0 for part in match.groups())
         return max(0.0, hours * 3600 + minutes * 60 + seconds + millis / 1000 - elapsed)
+    import email.utils  # dates are rare: loaded when one comes
+    from datetime import datetime
+
     when: datetime | None
     try:
         when = email.utils.parsedate_to_datetime(text)
