@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from rerank_cli import sources as readers
 from rerank_cli import writers
 from rerank_cli.core.documents import Document, Result
 from rerank_cli.errors import ExitCode, InputError, NothingToShow, UsageError
 from rerank_cli.jobs.execution import JobOptions, execute, open_session, output_format
 from rerank_cli.session import check_query
-from rerank_cli.sources.records import ReadOptions, ReadReport, is_blank
+from rerank_cli.sources.records import is_blank
 from rerank_cli.terminal import Environment
 
 STDIN_NAME = "<stdin>"
@@ -25,7 +26,7 @@ class RankJob(JobOptions):
     query: str
     arguments: list[str] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
-    read_options: ReadOptions = field(default_factory=ReadOptions)
+    read_options: readers.ReadOptions = field(default_factory=readers.ReadOptions)
 
 
 def read_input(env: Environment, name: str) -> tuple[str, bytes]:
@@ -47,7 +48,7 @@ def read_input(env: Environment, name: str) -> tuple[str, bytes]:
         raise InputError(f"cannot read ({error.strerror})", name) from None
 
 
-def documents(env: Environment, job: RankJob, report: ReadReport) -> Iterator[Document]:
+def documents(env: Environment, job: RankJob, report: readers.ReadReport) -> Iterator[Document]:
     """Every document, in input order: arguments first, then each input (read as it is
     reached)."""
     for text in job.arguments:
@@ -68,10 +69,7 @@ def documents(env: Environment, job: RankJob, report: ReadReport) -> Iterator[Do
         inputs = ["-"]
     for name in inputs:
         shown, data = read_input(env, name)
-        # The readers load with the first input read: documents given as arguments need none.
-        from rerank_cli.sources import read
-
-        yield from read(data, shown, job.read_options, report)
+        yield from readers.read(data, shown, job.read_options, report)
 
 
 def emit(env: Environment, results: list[Result], fmt: str) -> None:
@@ -83,7 +81,7 @@ def run(env: Environment, job: RankJob) -> ExitCode:
     # input is read.
     check_query(job.query)  # a usage error, before the key is asked for (exit 3)
     with open_session(env, job) as session:
-        report = ReadReport(on_warning=env.warn)
+        report = readers.ReadReport(on_warning=env.warn)
         work = session.plan(job.query, documents(env, job, report), verbose=job.verbose)
         if not work.documents:
             raise NothingToShow("no documents to rank")
