@@ -277,11 +277,11 @@ def test_remaining_requests_counted_down_then_reset_waited(server: RerankServer)
     waits out the reset (OpenAI's duration format) before the next."""
     limits = {"x-ratelimit-remaining-requests": "2", "x-ratelimit-reset-requests": "30s"}
     server.add_faults(Fault(headers=limits))
-    sleeps = Sleeps()
+    sleeps, notes = Sleeps(), list[str]()
     settings = Settings(base_url=server.base_url, api_key=TEST_KEY, wait_cold=0, concurrency=1)
 
     async def go() -> None:
-        async with RerankClient(replace(settings), sleep=sleeps) as client:
+        async with RerankClient(replace(settings), sleep=sleeps, notify=notes.append) as client:
             for text in ["a", "b", "c"]:
                 await client.rerank(QUERY, [text])
             assert sleeps.waits == []  # the two the count allowed
@@ -290,6 +290,8 @@ def test_remaining_requests_counted_down_then_reset_waited(server: RerankServer)
     asyncio.run(go())
     assert sleeps.waits == [pytest.approx(30.0, abs=1.0)]
     assert len(server.rerank_requests) == 4
+    # Said once, when the count ran out (a terminal left blank for 30 s looks like a hang).
+    assert notes == [f"the rate limit of {settings.host} is used up; waiting 30 s"]
 
 
 def test_the_test_server_limits_as_it_says(server: RerankServer) -> None:

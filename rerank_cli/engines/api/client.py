@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from httpx._utils import URLPattern
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+# A hold of the whole session this long (a rate limit used up) is said on stderr, as a retry is.
+LONG_HOLD_SECONDS = 5.0
 # The statuses whose Retry-After (RFC 9110, RFC 6585) says when the server takes requests again:
 # the whole session waits, not only the request that got it.
 SESSION_WAIT_STATUSES = frozenset({429, 503})
@@ -266,6 +268,7 @@ class RerankClient:
         # Every request of the client (of the session) passes this gate: adaptive concurrency
         # under -j, and the pauses servers ask for (see pacing.py).
         self.pacer = Pacer(settings.concurrency, sleep)
+        self._hold_said = 0  # the pause last said on stderr (its pause_id)
         self._proxies: list[tuple[URLPattern, httpx.URL | None]] = []
         self._tls = True
 
@@ -431,6 +434,8 @@ class RerankClient:
                     pacer.pause(wait)  # every request of the session waits, not this one only
             finally:
                 pacer.release(ticket, status, limits)
+                if status is not None and status != 429:  # a 429's wait is said as a retry
+                    self._say_hold()
             if attempt == s.max_retries:
                 break
             stats.retries += 1
@@ -443,6 +448,16 @@ class RerankClient:
         raise ApiFailed(
             f"{shown}: failed after {tries} attempt{'s' * (tries > 1)}: {last_failure}", last_status
         )
+
+    def _say_hold(self) -> None:
+        """Say a long hold that an answer's rate-limit headers started, once: a terminal left
+        blank for a minute looks like a hang."""
+        held = self.pacer.waiting()
+        pause = self.pacer.window.pause_id
+        if self._notify is None or held < LONG_HOLD_SECONDS or pause == self._hold_said:
+            return
+        self._hold_said = pause
+        self._notify(f"the rate limit of {self.settings.host} is used up; waiting {held:.0f} s")
 
     def _refusal(self, status: int, message: str | None, fetched: str | None = None) -> Exception:
         """The exception for a status that is not retried; ``fetched``: the URL of a GET (its
