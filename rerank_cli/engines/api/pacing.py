@@ -5,11 +5,13 @@ may be sent at all.
   (once per round: the answers to requests sent before the last cut do not cut again), each
   success adds ``1/limit`` (one more per round of successes); never above ``-j``, never below 1.
 - A pause: the server said when to come back (``Retry-After``, ``retry-after-ms``, the body's
-  ``retry_after_s`` on a 429 or 503, or a rate-limit header with nothing remaining and its
-  reset time). Until then no request of the session is sent; a retry's own wait serves it.
+  ``retry_after_s`` on a 429 or 503; a rate limit with nothing remaining, and its reset time).
+  Until then no request of the session is sent; a retry's own wait serves it.
+- A count: ``x-ratelimit-remaining(-requests)`` says how many requests are left; once the
+  requests started since have used them up, the session pauses until that count's reset.
 
 :class:`Window` is the pure state (no clock, no loop: property-tested); :class:`Pacer` is its
-gate on the session's event loop; :func:`rate_limit_wait` reads the providers' headers.
+gate on the session's event loop; :func:`read_rate_limits` reads the providers' headers.
 """
 
 from __future__ import annotations
