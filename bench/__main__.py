@@ -14,6 +14,9 @@
    one-liner against an instant loopback server (P1b), wall time ÷ ``python -c pass`` (the same
    interpreter) and ÷ a plain httpx script, medians of several runs taken in turns.
    Rate limits (bench/rate_limit.py): a server limited to 20 requests/s, driven with -j 16.
+   P2 and P3 (bench/grid.py): the whole process ÷ ideal for latency 10/100/300 ms × -j 1/4/16,
+   the naive baseline (plain httpx, one request at a time) and our speed-up over it; the
+   client's CPU per document against an instant server.
 3. Cached rerun: the whole CLI ranking 100,000 documents that are all in its score cache, ÷
    the floor: bench/floor.py, the plainest Python doing the same work (read the lines, hash
    each pair, one SQLite lookup, write the same JSON lines, byte for byte), timed alternately
@@ -639,10 +642,11 @@ def main() -> int:
         THROUGHPUT_TARGET if row.target else None for row in throughput_rows
     ]
     # Rate limits (bench/rate_limit.py); start-up, P1 and P1b (bench/start_up.py).
+    from bench.grid import grid_rows
     from bench.rate_limit import rate_limit_rows
     from bench.start_up import start_up_rows
 
-    for row, limit in [*rate_limit_rows(), *start_up_rows()]:
+    for row, limit in [*grid_rows(), *rate_limit_rows(), *start_up_rows()]:
         rows.append(row)
         limits.append(limit)
     try:
