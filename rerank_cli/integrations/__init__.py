@@ -1,0 +1,5 @@
+"""Optional integrations with other tools, each behind an extra of its own:
+``rerank_cli.integrations.ray`` (``pip install 'rerank-cli[ray]'``).
+
+Kept light: importing this package imports nothing; each integration imports its tool when
+it is imported itself."""
