@@ -39,6 +39,8 @@ needs_ray = pytest.mark.skipif(
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+# Ray Data's own DataContext warns about its own deprecated settings.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
 
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
@@ -269,6 +271,25 @@ def test_a_failed_query_gets_batchs_error_and_the_others_go_on(
 
 
 @needs_ray
+def test_every_batch_has_the_same_columns_whatever_failed(
+    rerank_module: Any, server: RerankServer
+) -> None:
+    rows = [
+        {"id": n, "query": "capital", "documents": [{"docid": "a", "text": "t"}]} for n in (1, 2)
+    ]
+    rerank = rerank_module.Rerank(base_url=server.base_url, id_field="docid", no_cache=True)
+    try:
+        ranked = rerank(as_batch(rows[:1], "numpy"))
+        server.add_faults(Fault.error(400, "no"))
+        failed = rerank(as_batch(rows[1:], "numpy"))
+    finally:
+        rerank.close()
+    assert ranked.column("error").to_pylist() == [None]
+    assert failed.column("results").to_pylist() == [None]
+    assert ranked.schema == failed.schema  # one schema: Parquet can hold both
+
+
+@needs_ray
 def test_a_rejected_key_stops_the_task(
     rerank_module: Any, server: RerankServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -421,3 +442,41 @@ def test_on_ray_a_second_run_is_answered_by_the_nodes_cache(
     billed = server.billed_documents
     assert run() == expected
     assert server.billed_documents == billed
+
+
+@needs_ray
+def test_on_ray_a_failed_query_is_a_row_of_the_same_parquet_file(
+    ray_cluster: None, api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    from rerank_cli.integrations.ray import Rerank
+
+    rows = OBJECT_ROWS[:4]
+    given = write_jsonl(tmp_path / "q.jsonl", rows)
+    expected = batch_results(api_cli("batch", given, "--field", "body", "--id-field", "docid"))
+    server.add_faults(Fault.error(400, "model is unavailable for this query"))
+    ranked = ray.data.read_json(given).map_batches(
+        Rerank,
+        fn_constructor_kwargs={
+            "base_url": server.base_url,
+            "no_cache": True,
+            "field": "body",
+            "id_field": "docid",
+        },
+        compute=ray.data.ActorPoolStrategy(size=1),
+        num_cpus=0.5,
+        batch_size=1,  # the failed query's batch holds no results at all
+    )
+    ranked.write_parquet(str(tmp_path / "ranked"))
+    got = ray_results(pq.read_table(tmp_path / "ranked").to_pylist())
+    failed = [key for key, value in got.items() if isinstance(value, dict)]
+    assert len(failed) == 1
+    assert got[failed[0]] == {
+        "code": 3,
+        "status": 400,
+        "message": "the API refused the request (HTTP 400): model is unavailable for this query",
+    }
+    assert {key: value for key, value in got.items() if key not in failed} == {
+        key: value for key, value in expected.items() if key not in failed
+    }

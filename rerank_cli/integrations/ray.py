@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 # Absolute imports throughout: ``ray`` below is Ray, never this module.
@@ -55,7 +55,9 @@ SOURCE = "ray"  # the documents' source, as a file name is for rerank batch
 class Rerank:
     """A ``map_batches`` callable: every row gains ``results`` (the list ``rerank batch``
     writes for its query, best first) and ``error`` (None; for a query that failed, the
-    ``{"code", "status"?, "message"}`` of batch's error line, with ``results`` None).
+    ``{"code", "status"?, "message"}`` of batch's error line, with ``results`` None). Any
+    ``batch_format`` goes in; an Arrow table comes out, its two columns of one type in every
+    batch (``pyarrow`` saves converting the other columns).
 
     ``settings`` are :class:`~rerank_cli.Reranker`'s (config-file or long option names:
     ``profile``, ``base_url``, ``api_key``, ``concurrency``, ``no_cache`` …), resolved on the
@@ -113,7 +115,10 @@ class Rerank:
                         results[line.line - 1] = runs.result_records(ranked, self.with_text)
         finally:
             scoring.close()
-        return with_columns(batch, rows, {"results": results, "error": errors})
+        arrays = result_arrays(
+            results, errors, self.read_options.id_field is not None, self.with_text
+        )
+        return with_columns(batch, rows, arrays)
 
     def query(self, row: dict[str, Any], number: int) -> Query:
         """A row's query, read as ``rerank batch`` reads a line. A row without an id (no
@@ -168,34 +173,70 @@ def read_rows(batch: Any) -> list[dict[str, Any]]:
     columns = [name for name in QUERY_COLUMNS if name in names]
     if is_arrow(batch):
         rows: list[dict[str, Any]] = batch.select(columns).to_pylist()
-    else:  # pandas
-        rows = batch[columns].to_dict("records")
-    return [{name: plain(value) for name, value in row.items()} for row in rows]
-
-
-def with_columns(batch: Any, rows: list[dict[str, Any]], added: dict[str, Sequence[Any]]) -> Any:
-    """The batch, in its own format, with ``added`` columns (replacing any of those names)."""
-    if is_arrow(batch):
-        import pyarrow as pa
-
-        table = batch.drop_columns([name for name in added if name in batch.column_names])
-        for name, values in added.items():
-            table = table.append_column(name, pa.array(values))
-        return table
-    if isinstance(batch, Mapping):
-        out = dict(batch)
-        if "documents" in out:
-            # Ray hands list columns over as arrays of arrays, which it cannot turn back into
-            # Arrow; the same values as lists, it can.
-            out["documents"] = [row.get("documents") for row in rows]
-        out.update({name: list(values) for name, values in added.items()})
-        return out
+        return [{name: plain(value) for name, value in row.items()} for row in rows]
     import pandas as pd
 
-    frame = batch.copy()
+    # pandas shows a missing cell as NaN or NA (a row without an instruction, say): None.
+    rows = batch[columns].to_dict("records")
+    return [
+        {name: None if is_missing(value, pd.NA) else plain(value) for name, value in row.items()}
+        for row in rows
+    ]
+
+
+def is_missing(value: Any, na: Any) -> bool:
+    import math
+
+    return value is na or (isinstance(value, float) and math.isnan(value))
+
+
+def with_columns(batch: Any, rows: list[dict[str, Any]], added: dict[str, Any]) -> Any:
+    """The batch as an Arrow table (Ray's own conversion of its columns), with the ``added``
+    arrays (replacing any columns of those names)."""
+    if not is_arrow(batch):
+        from ray.data.block import BlockAccessor
+
+        batch = dict(batch) if isinstance(batch, Mapping) else batch.copy()  # or pandas
+        if "documents" in batch:
+            # Ray hands list columns over as arrays of arrays, which it cannot turn back into
+            # Arrow (it would pickle them); the same values as lists, it can.
+            batch["documents"] = [row.get("documents") for row in rows]
+        batch = BlockAccessor.for_block(BlockAccessor.batch_to_block(batch)).to_arrow()
+    table = batch.drop_columns([name for name in added if name in batch.column_names])
     for name, values in added.items():
-        frame[name] = pd.Series(list(values), index=frame.index, dtype=object)
-    return frame
+        table = table.append_column(name, values)
+    return table
+
+
+def result_arrays(
+    results: list[list[dict[str, Any]] | None],
+    errors: list[dict[str, Any] | None],
+    with_ids: bool,
+    with_text: bool,
+) -> dict[str, Any]:
+    """``results`` and ``error`` as Arrow arrays of one type whatever the batch holds — a
+    batch whose queries all failed, or none did, has the types of any other — so that the
+    dataset has one schema (Parquet needs one). A result's ``id`` (with ``id_field``) has the
+    type of the batch's ids; strings when the batch has none."""
+    import pyarrow as pa
+
+    fields = [("rank", pa.int64()), ("index", pa.int64()), ("score", pa.float64())]
+    if with_ids:
+        ids = [r["id"] for ranked in results if ranked for r in ranked if r.get("id") is not None]
+        fields.append(("id", pa.array(ids).type if ids else pa.string()))
+    if with_text:
+        fields.append(("text", pa.string()))
+    return {
+        "results": pa.array(results, type=pa.list_(pa.struct(fields))),
+        "error": pa.array(errors, type=error_type()),
+    }
+
+
+def error_type() -> Any:
+    """The ``error`` column's type: batch's ``{"code", "status"?, "message"}``."""
+    import pyarrow as pa
+
+    return pa.struct([("code", pa.int64()), ("status", pa.int64()), ("message", pa.string())])
 
 
 def is_arrow(batch: Any) -> bool:
