@@ -15,9 +15,14 @@ concurrently on it::
         Rerank,
         fn_constructor_kwargs={"base_url": "http://gpu:8000/v1", "concurrency": 8, "top_k": 10},
         compute=ray.data.ActorPoolStrategy(size=4),  # 4 actors × 8 = 32 requests in flight
+        num_cpus=0.25,  # an actor mostly waits on the API
         batch_size=64,
         batch_format="pyarrow",
     )
+
+The key, like every setting not given here, comes from the worker's environment and config file
+(``GR_KEY``, ``rerank config set api_key …`` on each node), as for the CLI: keep it out of
+``fn_constructor_kwargs``, which the cluster stores.
 
 Importing this module needs Ray Data (``pip install 'rerank-cli[ray]'``); importing
 ``rerank_cli`` never imports Ray.
@@ -47,7 +52,7 @@ from rerank_cli.writers import runs
 
 __all__ = ["Rerank"]
 
-# The columns of a row that make its query; the others pass through untouched.
+# The columns of a row that make its query; the others pass through (their values unchanged).
 QUERY_COLUMNS = ("id", "query", "documents", "instruction")
 SOURCE = "ray"  # the documents' source, as a file name is for rerank batch
 
@@ -55,7 +60,7 @@ SOURCE = "ray"  # the documents' source, as a file name is for rerank batch
 class Rerank:
     """A ``map_batches`` callable: every row gains ``results`` (the list ``rerank batch``
     writes for its query, best first) and ``error`` (None; for a query that failed, the
-    ``{"code", "status"?, "message"}`` of batch's error line, with ``results`` None). Any
+    ``{"code", "status", "message"}`` of batch's error line, with ``results`` None). Any
     ``batch_format`` goes in; an Arrow table comes out, its two columns of one type in every
     batch (``pyarrow`` saves converting the other columns).
 
