@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -405,58 +405,80 @@ def rank_all(
     tally: Tally,
     write: Callable[[bytes], None],
 ) -> None:
-    """Score the groups concurrently — a few threads, each waiting on the session's one loop;
-    the HTTP concurrency stays the session's ``-j`` — and write each query as it completes."""
+    """Score the groups concurrently (:func:`score_groups`) and write each query as it
+    completes."""
     from rerank_cli.terminal import progress_bar
 
     if not groups:
         return
     total = sum(len(group.lines) for group in groups)
-    workers = min(len(groups), max(4, 2 * job.settings.concurrency))
+    scoring = score_groups(session, groups, job.filters)
+    with closing(scoring), progress_bar(env, enabled=total > 1) as on_progress:
+        for group, outcome in scoring:
+            if isinstance(outcome, ApiError):
+                error = outcome
+                for line in group.lines:
+                    if fmt == "jsonl":  # a TREC run has no place for it
+                        code = int(error.exit_code)
+                        write(
+                            runs.error_line(line.id, line.query, code, error.message, error.status)
+                        )
+                    env.warn(f"query {line.key.decode()}: {error.message}")
+                tally.failed += len(group.lines)
+                if isinstance(error, ApiRefused):
+                    tally.refused += len(group.lines)
+                if job.fail_fast or stops_run(error):
+                    raise error
+            else:
+                for line, results in outcome:
+                    if fmt == "trec":
+                        write(runs.trec_lines(line.id, results))
+                    else:
+                        write(runs.query_line(line.id, line.query, results, job.with_text))
+                tally.done += len(outcome)
+            if on_progress is not None:
+                on_progress(tally.done + tally.failed, total)
+
+
+Ranked = list[tuple[Query, list[Result]]]
+
+
+def stops_run(error: ApiError) -> bool:
+    """A rejected key (401) or an empty account (402) fails every query alike: the run stops
+    at the first, --fail-fast or not."""
+    return error.status in (401, 402)
+
+
+def score_groups(
+    session: Reranker, groups: list[Group], filters: pipeline.Filters
+) -> Generator[tuple[Group, Ranked | ApiError], None, None]:
+    """Score the groups concurrently — a few threads, each waiting on the session's one loop;
+    the HTTP concurrency stays the session's ``-j`` — and yield each group as it completes,
+    with its lines ranked (:func:`score_group`) or the :class:`ApiError` that failed it.
+    Closing the generator early cancels the groups not started."""
+    if not groups:
+        return
+    workers = min(len(groups), max(4, 2 * session.settings.concurrency))
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rerank-batch")
     try:
-        with progress_bar(env, enabled=total > 1) as on_progress:
-            running: dict[Future[list[tuple[Query, list[Result]]]], Group] = {
-                pool.submit(score_group, session, group, job.filters): group for group in groups
-            }
-            while running:
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    group = running.pop(future)
-                    try:
-                        ranked = future.result()
-                    except ApiError as error:
-                        for line in group.lines:
-                            if fmt == "jsonl":  # a TREC run has no place for it
-                                code = int(error.exit_code)
-                                write(
-                                    runs.error_line(
-                                        line.id, line.query, code, error.message, error.status
-                                    )
-                                )
-                            env.warn(f"query {line.key.decode()}: {error.message}")
-                        tally.failed += len(group.lines)
-                        if isinstance(error, ApiRefused):
-                            tally.refused += len(group.lines)
-                        # A rejected key or an empty account fails every query alike: stop.
-                        if job.fail_fast or error.status in (401, 402):
-                            raise
-                    else:
-                        for line, results in ranked:
-                            if fmt == "trec":
-                                write(runs.trec_lines(line.id, results))
-                            else:
-                                write(runs.query_line(line.id, line.query, results, job.with_text))
-                        tally.done += len(ranked)
-                    if on_progress is not None:
-                        on_progress(tally.done + tally.failed, total)
+        running: dict[Future[Ranked], Group] = {
+            pool.submit(score_group, session, group, filters): group for group in groups
+        }
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                group = running.pop(future)
+                try:
+                    ranked = future.result()
+                except ApiError as error:
+                    yield group, error
+                else:
+                    yield group, ranked
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def score_group(
-    session: Reranker, group: Group, filters: pipeline.Filters
-) -> list[tuple[Query, list[Result]]]:
+def score_group(session: Reranker, group: Group, filters: pipeline.Filters) -> Ranked:
     """Score a group's plan on the session, then rank each of its lines on its own documents
     (indexes from 0 within the line, as ``rerank rank`` numbers them)."""
     assert group.work is not None
