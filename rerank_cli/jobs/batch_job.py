@@ -135,12 +135,13 @@ def run(env: Environment, job: BatchJob) -> ExitCode:
     execution.check_stats_path(job.stats_path)
     with open_session(env, job) as session:
         report = ReadReport(on_warning=env.warn)
-        shared = shared_documents(env, job, report)
-        if job.input_data is not None:
-            name, data = job.input, job.input_data
-        else:
-            name, data = read_input(env, job.input)
-        queries = read_queries(data, name, job.read_options, report, shared)
+        with execution.said_if_interrupted(env, session):  # a pipe or FIFO that never closes
+            shared = shared_documents(env, job, report)
+            if job.input_data is not None:
+                name, data = job.input, job.input_data
+            else:
+                name, data = read_input(env, job.input)
+            queries = read_queries(data, name, job.read_options, report, shared)
         if job.candidates is not None:
             empty = sum(not query.documents for query in queries)
             if empty:

@@ -5,7 +5,8 @@ summary (-v, --stats) and writing."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -305,6 +306,17 @@ def confirm_estimate(
     if env.ask(question) is False:
         raise NothingToShow("nothing sent (answered no; -y skips the question)")
     return planned
+
+
+@contextmanager
+def said_if_interrupted(env: Environment, session: Reranker) -> Iterator[None]:
+    """Ctrl-C before scoring starts (reading a pipe or FIFO that never closes, planning) is
+    said as it is during scoring — ``interrupted — nothing was scored`` — not in silence."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        env.info(interrupted(session))
+        raise
 
 
 def interrupted(session: Reranker) -> str:

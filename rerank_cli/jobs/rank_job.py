@@ -13,7 +13,13 @@ from rerank_cli import sources as readers
 from rerank_cli import writers
 from rerank_cli.core.documents import Document, Result
 from rerank_cli.errors import ExitCode, InputError, NothingToShow, UsageError
-from rerank_cli.jobs.execution import JobOptions, execute, open_session, output_format
+from rerank_cli.jobs.execution import (
+    JobOptions,
+    execute,
+    open_session,
+    output_format,
+    said_if_interrupted,
+)
 from rerank_cli.session import check_query
 from rerank_cli.sources.records import is_blank
 from rerank_cli.terminal import Environment
@@ -82,7 +88,8 @@ def run(env: Environment, job: RankJob) -> ExitCode:
     check_query(job.query)  # a usage error, before the key is asked for (exit 3)
     with open_session(env, job) as session:
         report = readers.ReadReport(on_warning=env.warn)
-        work = session.plan(job.query, documents(env, job, report), verbose=job.verbose)
+        with said_if_interrupted(env, session):  # the input may be a pipe that never closes
+            work = session.plan(job.query, documents(env, job, report), verbose=job.verbose)
         if not work.documents:
             raise NothingToShow("no documents to rank")
         session.stats.skipped = report.skipped
