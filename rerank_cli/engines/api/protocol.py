@@ -267,7 +267,8 @@ def error_message(body: bytes) -> str | None:
         if isinstance(value, str):
             return value
         if isinstance(value, list) and value and isinstance(value[0], dict):
-            return "; ".join(str(v.get("msg", v)) for v in value[:3])  # FastAPI/pydantic detail
+            # FastAPI/pydantic detail; any item may be other than an object
+            return "; ".join(str(v.get("msg", v) if isinstance(v, dict) else v) for v in value[:3])
     return None
 
 
