@@ -225,6 +225,13 @@ def test_the_key_is_in_no_output_and_no_file(
         assert stat.S_IMODE((config / "config.toml").stat().st_mode) == 0o600
     else:
         assert stored == []
+    for request in world.server.requests + world.other.requests:
+        # The key travels in the Authorization header (and /account's ?key=), nowhere else.
+        assert leaks(request.raw) == []
+        others = {k: v for k, v in request.headers.items() if k != "authorization"}
+        assert leaks(repr(others)) == []
+        if request.path != "/account":
+            assert "key" not in request.query
     if command.uses_key and command.code == 3 and "rejected" in command.name:
         assert MASKED in result.stderr  # which key was refused, said without the key
 
