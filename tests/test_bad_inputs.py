@@ -12,14 +12,18 @@ without the capabilities that let root read any file (``setpriv``), since CI run
 
 from __future__ import annotations
 
+import array
 import errno
+import fcntl
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import termios
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -266,13 +270,14 @@ def test_bad_input(
         "RERANK_CACHE_DIR": str(tmp_path / "cache"),
     }
     started = time.monotonic()
-    process = subprocess.Popen(
-        [*command, *args],
-        env=env,
-        stdin=subprocess.PIPE if case.kind == "stdin" else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    with sigint_not_ignored():
+        process = subprocess.Popen(
+            [*command, *args],
+            env=env,
+            stdin=subprocess.PIPE if case.kind == "stdin" else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
     try:
         stdout, stderr = feed(process, case, path)
     finally:
@@ -286,6 +291,21 @@ def test_bad_input(
     case.stdout(stdout)
 
 
+@contextmanager
+def sigint_not_ignored() -> Iterator[None]:
+    """Start the process as a terminal's foreground job is, whatever this test run inherited:
+    a background job ignores SIGINT, an ignored signal stays ignored across exec, and Python
+    then keeps it ignored — Ctrl-C could not reach the process."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def feed(process: subprocess.Popen[bytes], case: Case, path: Path) -> tuple[bytes, bytes]:
     """Hand the process its input as the row says, and wait for it to end."""
     if case.kind == "stdin":
@@ -294,7 +314,7 @@ def feed(process: subprocess.Popen[bytes], case: Case, path: Path) -> tuple[byte
             return process.communicate(case.stdin, timeout=HANG_GUARD)
         process.stdin.write(case.stdin)
         process.stdin.flush()
-        reading_a_pipe(process)  # the data is read; the process waits for more, or EOF
+        waiting_for_more(process, process.stdin.fileno())
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=HANG_GUARD)
         return out, err
@@ -305,7 +325,7 @@ def feed(process: subprocess.Popen[bytes], case: Case, path: Path) -> tuple[byte
     try:
         os.write(writer, case.stdin)
         if case.interrupt:
-            # Opened, so the process is past its start-up: Python turns SIGINT into Ctrl-C.
+            waiting_for_more(process, writer)
             process.send_signal(signal.SIGINT)
             return process.communicate(timeout=HANG_GUARD)
     finally:
@@ -331,18 +351,25 @@ def open_writer(process: subprocess.Popen[bytes], fifo: Path) -> int:
         return writer
 
 
-def reading_a_pipe(process: subprocess.Popen[bytes]) -> None:
-    """Wait until the process's main thread sleeps in a pipe read (Linux: its wait channel):
-    it has started, read what was there and waits for the rest."""
+def waiting_for_more(process: subprocess.Popen[bytes], writer: int) -> None:
+    """Wait until the process has read all that was written to the pipe or FIFO (``writer``
+    is its write end) and sleeps in the kernel waiting for more (Linux: the main thread's wait
+    channel). Then Ctrl-C interrupts that read, as it does for a user. A signal sent earlier
+    could land between two reads, where Python only sees it once the next read returns —
+    which, with a writer that never writes again, is never."""
     wchan = Path(f"/proc/{process.pid}/wchan")
     if not wchan.exists():
-        pytest.skip("no /proc/PID/wchan to see the process wait on its stdin")
+        pytest.skip("no /proc/PID/wchan to see the process wait on its input")
+    unread = array.array("i", [0])
     deadline = time.monotonic() + HANG_GUARD
-    while "pipe_read" not in wchan.read_text():
+    while True:
+        fcntl.ioctl(writer, termios.FIONREAD, unread)
+        if unread[0] == 0 and "pipe_read" in wchan.read_text():
+            return
         if process.poll() is not None:
             pytest.fail(f"the process ended early: {process.returncode}")
         if time.monotonic() > deadline:
-            pytest.fail("the process never waited on its stdin")
+            pytest.fail("the process never waited on its input")
         time.sleep(0.01)
 
 
