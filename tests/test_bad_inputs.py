@@ -84,7 +84,7 @@ class Case:
     args: tuple[str, ...] = ("paris", "-i", "{F}", *LEX, "-o", "jsonl")
     content: bytes | None = None  # written to {F}
     kind: str = "file"  # file · none (missing) · dir · unreadable · fifo · stdin
-    stdin: bytes | None = None  # for kind "stdin", and fed into a FIFO
+    stdin: bytes | None = None  # for kind "stdin", and fed into a FIFO (None: no writer)
     interrupt: bool = False  # keep the FIFO or stdin open, then Ctrl-C (SIGINT)
     stdout: Callable[[bytes], None] = nothing
 
@@ -214,6 +214,17 @@ CASES = [
         stdout=texts("paris", "foo"),
     ),
     Case(
+        "rerank files: a FIFO named on the command line (never opened)",
+        1,
+        (
+            "rerank: warning: {F}: not a regular file or directory, skipped",
+            "rerank: 0 files, 0 chunks; skipped 1 unreadable",
+            "rerank: no files to rank",
+        ),
+        args=("files", "paris", "{F}", "-v", *LEX),
+        kind="fifo",
+    ),
+    Case(
         "a FIFO that never closes, then Ctrl-C",
         130,
         (INTERRUPTED,),
@@ -318,9 +329,8 @@ def feed(process: subprocess.Popen[bytes], case: Case, path: Path) -> tuple[byte
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=HANG_GUARD)
         return out, err
-    if case.kind != "fifo":
+    if case.kind != "fifo" or case.stdin is None:  # no writer: the FIFO must not be opened
         return process.communicate(timeout=HANG_GUARD)
-    assert case.stdin is not None
     writer = open_writer(process, path)  # returns once the process has opened the FIFO
     try:
         os.write(writer, case.stdin)
