@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 
 @dataclass(slots=True)
@@ -57,3 +60,75 @@ class Result:
     document: Document
     chunk: Chunk | None = None
     chunks_scored: int = 1
+
+
+class DocumentStore(Sequence[Document]):
+    """Documents held compactly, for inputs of millions of lines: a document that is one line
+    of a file and nothing more (its text, that text plus LF as its bytes, a file and a line
+    number; no record, id, fields or separator) costs a slot in a list (its text, shared with
+    the plan's deduplicated texts), a line number and nothing else; any other document is kept
+    as it is. ``store[i]`` builds document ``i`` (numbered ``i``) when it is asked for: the
+    ranking needs scores and positions, and only the documents written out are built."""
+
+    __slots__ = ("_lines", "_names", "_others", "_starts", "_texts")
+
+    def __init__(self) -> None:
+        self._texts: list[str] = []
+        self._lines: array[int] = array("q")  # the line; OTHER: kept whole in _others
+        self._others: dict[int, Document] = {}
+        self._names: list[str] = []  # the file of each run of compact documents …
+        self._starts: array[int] = array("q")  # … and the first document of that run
+
+    def append(self, document: Document, text: str | None = None) -> None:
+        """Add ``document``; ``text``, an equal string to hold instead of its own (the plan's
+        copy of an identical text, so that a repeated text is held once)."""
+        index = len(self._texts)
+        source = document.source
+        own = document.text
+        if (
+            source is not None
+            and source.line is not None
+            and document.record is None
+            and document.id is None
+            and document.fields is None
+            and not document.separator
+            and document.raw == (own + "\n").encode()
+        ):
+            names = self._names
+            if not names or names[-1] != source.file:
+                names.append(source.file)
+                self._starts.append(index)
+            self._lines.append(source.line)
+        else:
+            document.index = index
+            self._others[index] = document
+            self._lines.append(OTHER)
+        self._texts.append(own if text is None else text)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    @overload
+    def __getitem__(self, index: int) -> Document: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Document]: ...
+
+    def __getitem__(self, index: int | slice) -> Document | Sequence[Document]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self._texts)
+        line = self._lines[index]  # IndexError past the end, as a list
+        if line == OTHER:
+            return self._others[index]
+        text = self._texts[index]
+        name = self._names[bisect_right(self._starts, index) - 1]
+        return Document(text, (text + "\n").encode(), Source(name, line), index=index)
+
+    def text(self, index: int) -> str:
+        """Document ``index``'s text, without building the document."""
+        return self._texts[index]
+
+
+OTHER = -(2**63)  # a line number no document has: the document is kept whole

@@ -6,12 +6,15 @@ Engines are pointwise, so the ranking does not depend on how the engine batches.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from heapq import nlargest
 from itertools import repeat
 from operator import attrgetter
+from typing import overload
 
-from rerank_cli.core.documents import Chunk, Document, Result
+from rerank_cli.core.documents import Chunk, Document, DocumentStore, Result
 from rerank_cli.engines.interface import Engine, ScoreCallback, Stats
 
 # A splitter turns one document into the units that are scored: (chunk, text) pairs. The
@@ -29,14 +32,98 @@ class Filters:
     min_score: float | None = None
 
 
-@dataclass
 class Plan:
-    """What will be scored: the distinct texts, and which document (and chunk) each unit is."""
+    """What will be scored: the distinct texts, and which document (and chunk) each unit is.
+    A plan of whole documents (one unit each, the whole text, in order) holds each document's
+    text position in an array: ``positions[d]`` is document ``d``'s text."""
 
-    documents: Sequence[Document]
-    texts: list[str] = field(default_factory=list)
-    units: list[tuple[int, Chunk | None, int]] = field(default_factory=list)  # doc, chunk, text
-    whole: bool = False  # one unit per document, each the whole text, in order
+    __slots__ = ("_units", "documents", "positions", "texts", "whole")
+
+    def __init__(
+        self,
+        documents: Sequence[Document],
+        texts: list[str] | None = None,
+        units: list[tuple[int, Chunk | None, int]] | None = None,
+        *,
+        positions: array[int] | None = None,
+    ) -> None:
+        self.documents = documents
+        self.texts: list[str] = [] if texts is None else texts
+        self.whole = positions is not None  # one unit per document, each the whole text
+        self.positions: array[int] = array("q") if positions is None else positions
+        self._units: list[tuple[int, Chunk | None, int]] = [] if units is None else units
+
+    @property
+    def units(self) -> list[tuple[int, Chunk | None, int]]:
+        """(document, chunk, text position) of every unit, in order."""
+        if self.whole:
+            no_chunk: Chunk | None = None
+            return list(
+                zip(range(len(self.positions)), repeat(no_chunk), self.positions, strict=False)
+            )
+        return self._units
+
+    @property
+    def unit_count(self) -> int:
+        return len(self.positions) if self.whole else len(self._units)
+
+
+class Planner:
+    """A plan built as documents arrive (:meth:`add`, a block at a time): each new distinct
+    text is appended to ``plan.texts`` as it is first seen, so that scoring can start on the
+    texts already planned while the input is still being read. Identical texts are planned
+    once per run, whatever block they come in. Documents are held in a
+    :class:`~rerank_cli.core.documents.DocumentStore`."""
+
+    def __init__(self, whole_documents: bool = True) -> None:
+        store = DocumentStore()
+        self.plan = Plan(store, positions=array("q") if whole_documents else None)
+        self._store = store
+        self._position_of: dict[str, int] = {}
+
+    def add(self, documents: Sequence[Document], split: Splitter = whole) -> None:
+        """Plan ``documents`` (numbered from the number of documents planned so far), each split
+        by ``split``. The plan stays one of whole documents for as long as every document is
+        one unit, its whole text; the first split otherwise turns it into a plan of units."""
+        position_of = self._position_of
+        texts = self.plan.texts
+        store = self._store
+        parts: list[Sequence[tuple[Chunk | None, str]]] | None = None
+        if self.plan.whole and split is not whole:
+            for number, document in enumerate(documents, len(store)):
+                document.index = number  # what a refusal names when there is no source
+            parts = [split(document) for document in documents]
+            if not all(
+                len(units) == 1 and units[0][0] is None and units[0][1] == document.text
+                for units, document in zip(parts, documents, strict=True)
+            ):
+                self.plan._units = self.plan.units
+                self.plan.positions = array("q")
+                self.plan.whole = False
+        if self.plan.whole:
+            # setdefault's default is evaluated first: the number of texts seen before this one.
+            positions = [position_of.setdefault(d.text, len(position_of)) for d in documents]
+            for document, position in zip(documents, positions, strict=True):
+                if position == len(texts):
+                    texts.append(document.text)
+                store.append(document, texts[position])
+            self.plan.positions.extend(positions)
+            return
+        units = self.plan._units
+        for offset, document in enumerate(documents):
+            number = len(store)
+            document.index = number
+            store.append(document)
+            for chunk, text in parts[offset] if parts is not None else split(document):
+                position = position_of.setdefault(text, len(texts))
+                if position == len(texts):
+                    texts.append(text)
+                units.append((number, chunk, position))
+
+    def finish(self) -> Plan:
+        """The plan, once every document is in (the table of texts seen is let go)."""
+        self._position_of = {}
+        return self.plan
 
 
 def plan(documents: Sequence[Document], split: Splitter = whole) -> Plan:
@@ -46,12 +133,13 @@ def plan(documents: Sequence[Document], split: Splitter = whole) -> Plan:
     result = Plan(documents)
     position_of: dict[str, int] = {}
     texts = result.texts
+    units = result._units
     for number, document in enumerate(documents):
         for chunk, text in split(document):
             position = position_of.setdefault(text, len(texts))
             if position == len(texts):
                 texts.append(text)
-            result.units.append((number, chunk, position))
+            units.append((number, chunk, position))
     return result
 
 
@@ -60,19 +148,47 @@ def _plan_whole(documents: Sequence[Document]) -> Plan:
     documents a tenth of a second saved."""
     position_of: dict[str, int] = {}
     # setdefault's default is evaluated first: the number of texts seen before this one.
-    positions = [position_of.setdefault(d.text, len(position_of)) for d in documents]
-    no_chunk: Chunk | None = None
-    units = list(zip(range(len(documents)), repeat(no_chunk), positions, strict=False))
-    return Plan(documents, list(position_of), units, whole=True)
+    positions = array("q", [position_of.setdefault(d.text, len(position_of)) for d in documents])
+    return Plan(documents, list(position_of), positions=positions)
 
 
-def fold(work: Plan, scores: Sequence[float]) -> list[Result]:
-    """One result per document that had units, in input order; its best unit's score wins."""
+class WholeResults(Sequence[Result]):
+    """The results of a whole-document plan, unranked, in input order: the plan and one score
+    per distinct text; ``results[d]`` builds document ``d``'s result when it is asked for."""
+
+    __slots__ = ("scores", "work")
+
+    def __init__(self, work: Plan, scores: Sequence[float]) -> None:
+        self.work = work
+        self.scores = scores
+
+    def __len__(self) -> int:
+        return len(self.work.positions)
+
+    @overload
+    def __getitem__(self, index: int) -> Result: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Result]: ...
+
+    def __getitem__(self, index: int | slice) -> Result | list[Result]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return Result(0, self.scores[self.work.positions[index]], self.work.documents[index])
+
+    def document_scores(self) -> array[float]:
+        """Each document's score, in input order."""
+        scores = self.scores
+        return array("d", [scores[p] for p in self.work.positions])
+
+
+def fold(work: Plan, scores: Sequence[float]) -> Sequence[Result]:
+    """One result per document that had units, in input order; its best unit's score wins.
+    Those of a whole-document plan are built when asked for (:class:`WholeResults`)."""
     if work.whole:
-        return [
-            Result(0, scores[position], document)
-            for document, (_, _, position) in zip(work.documents, work.units, strict=True)
-        ]
+        if len(scores) != len(work.texts):
+            raise ValueError("one score per text")
+        return WholeResults(work, scores)
     best: list[Result | None] = [None] * len(work.documents)
     for number, chunk, position in work.units:
         score = scores[position]
@@ -92,9 +208,9 @@ async def score_plan(
     engine: Engine,
     stats: Stats,
     on_progress: Callable[[int, int], None] | None = None,
-) -> list[Result]:
+) -> Sequence[Result]:
     started = time.perf_counter()
-    stats.texts += len(work.units)
+    stats.texts += work.unit_count
     stats.unique += len(work.texts)
     total = len(work.texts)
     on_scores: ScoreCallback | None = None
@@ -120,7 +236,7 @@ async def score_documents(
     stats: Stats,
     split: Splitter = whole,
     on_progress: Callable[[int, int], None] | None = None,
-) -> list[Result]:
+) -> Sequence[Result]:
     """Score every document; results come back unranked, in input order."""
     return await score_plan(query, plan(documents, split), engine, stats, on_progress)
 
@@ -134,8 +250,17 @@ class Ranking(list[Result]):
     by_input: Sequence[Result] = ()
 
 
-def rank(results: Sequence[Result], filters: Filters | None = None) -> Ranking:
-    """Order by score (ties by input order), number from 1, then apply the filters."""
+def rank(results: Sequence[Result], filters: Filters | None = None) -> Sequence[Result]:
+    """Order by score (ties by input order), number from 1, then apply the filters. The
+    results of a whole-document plan are ranked by position (:class:`RankedDocuments`), any
+    others as a :class:`Ranking`."""
+    if isinstance(results, WholeResults):
+        return RankedDocuments(results, filters)
+    return rank_results(results, filters)
+
+
+def rank_results(results: Sequence[Result], filters: Filters | None = None) -> Ranking:
+    """:func:`rank` over results already built."""
     # Two stable sorts with C key functions rather than one over (-score, index) tuples: the
     # second keeps the input order of equal scores. The first is linear on results already
     # in input order, as fold() returns them.
@@ -156,6 +281,57 @@ def rank(results: Sequence[Result], filters: Filters | None = None) -> Ranking:
             by_input = [r for r in by_input if r.rank <= kept]
     ordered.by_input = by_input
     return ordered
+
+
+class RankedDocuments(Sequence[Result]):
+    """The ranking of a whole-document plan, held as document positions in rank order (an
+    array) and built one result at a time when asked for: a million documents ranked cost
+    eight bytes each, not a result object each. The same order and numbering as
+    :func:`rank_results`: by score, ties by input order (stable sorts), ranks from 1, then
+    the filters keep a head of the ranking."""
+
+    __slots__ = ("_documents", "_scores", "order")
+
+    def __init__(self, results: WholeResults, filters: Filters | None = None) -> None:
+        scores = results.document_scores()
+        count = len(scores)
+        top_k = filters.top_k if filters is not None else None
+        min_score = filters.min_score if filters is not None else None
+        if top_k is not None and top_k < count:
+            # nlargest is stable: equal scores keep input order, as the full sort does.
+            order = array("q", nlargest(top_k, range(count), key=scores.__getitem__))
+        else:
+            order = array("q", sorted(range(count), key=scores.__getitem__, reverse=True))
+        if min_score is not None:
+            kept = len(order)
+            while kept and scores[order[kept - 1]] < min_score:  # the tail is the lowest
+                kept -= 1
+            del order[kept:]
+        self.order = order
+        self._scores = scores
+        self._documents = results.work.documents
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    @overload
+    def __getitem__(self, index: int) -> Result: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Result]: ...
+
+    def __getitem__(self, index: int | slice) -> Result | list[Result]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self.order)
+        position = self.order[index]
+        return Result(index + 1, self._scores[position], self._documents[position])
+
+    def __iter__(self) -> Iterator[Result]:
+        scores, documents = self._scores, self._documents
+        for number, position in enumerate(self.order, 1):
+            yield Result(number, scores[position], documents[position])
 
 
 _input_order = attrgetter("document.index")

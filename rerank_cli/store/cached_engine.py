@@ -7,11 +7,19 @@ engines (a text's score independent of the other texts): the hosted API, not BM2
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import repeat
 from typing import TYPE_CHECKING, cast
 
-from rerank_cli.engines.interface import Engine, ScoreCallback, Stats
+from rerank_cli.engines.interface import (
+    Engine,
+    ScoreCallback,
+    Stats,
+    TextFeed,
+    streaming,
+)
 from rerank_cli.store.score_cache import (
     CACHE_MODES,
     CacheMode,
@@ -166,6 +174,101 @@ class CachedEngine:
         for position, value in zip(misses, fresh, strict=True):
             scores[position] = value
         return _fill_copies(scores, copies)
+
+    async def score_feed(
+        self, query: str, feed: TextFeed, on_scores: ScoreCallback | None = None
+    ) -> Sequence[float]:
+        """:meth:`score` for texts as they arrive (distinct texts: the pipeline dedups): each
+        group that arrives is looked up in one statement (when this question was ever asked),
+        and what the cache does not answer goes on to the inner engine's feed at once, so
+        its batches leave while the input is still being read. Each landed batch is stored as
+        :meth:`score` stores it."""
+        import asyncio
+
+        inner = streaming(self.inner)
+        cache = self.cache
+        if cache is None or self.mode == "off":
+            return await inner.score_feed(query, feed, on_scores)
+        scope, ttl_days = self.scope, self.ttl_days
+        question = question_id(scope, query)
+        look = self.mode == "normal" and cache.may_have(question)
+        scores: array[float] = array("d")
+        to_send = TextFeed()
+        sending: list[str] = cast("list[str]", to_send.texts)
+        sent_from = array("q")  # the position in ``feed`` of each text sent
+        taken = 0
+        ended = asyncio.Event()  # the feed closed, or something failed
+        failure: list[BaseException] = []
+        engine: asyncio.Future[Sequence[float]] | None = None
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rerank-cache")
+        stored: list[Future[None]] = []
+
+        def landed(batch: Sequence[int], values: Sequence[float]) -> None:
+            positions = [sent_from[i] for i in batch]
+            keys = make_keys(scope, query, [sending[i] for i in batch])
+            stored.append(writer.submit(cache.store, keys, list(values), question))
+            self._sent += len(positions)
+            for position, value in zip(positions, values, strict=True):
+                scores[position] = value
+            if on_scores is not None:
+                on_scores(positions, values)
+
+        def engine_done(task: asyncio.Future[Sequence[float]]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                ended.set()  # the run fails now, not when the input ends
+
+        def more() -> None:
+            nonlocal taken, engine
+            try:
+                end = feed.available
+                if end > taken:
+                    group = feed.texts[taken:end]
+                    scores.extend(repeat(0.0, end - taken))
+                    found = (
+                        cache.lookup(make_keys(scope, query, group), ttl_days)
+                        if look
+                        else repeat(None)
+                    )
+                    hits: list[int] = []
+                    for position, text, value in zip(range(taken, end), group, found, strict=False):
+                        if value is None:
+                            sent_from.append(position)
+                            sending.append(text)
+                        else:
+                            scores[position] = value
+                            hits.append(position)
+                    self._count(hits=len(hits), misses=len(group) - len(hits))
+                    taken = end
+                    if hits and on_scores is not None:
+                        on_scores(hits, [scores[p] for p in hits])
+                    to_send.advance(len(sending))
+                    if engine is None and sending:
+                        engine = asyncio.ensure_future(inner.score_feed(query, to_send, landed))
+                        engine.add_done_callback(engine_done)
+                if feed.closed:
+                    to_send.close()
+                    ended.set()
+            except BaseException as error:  # a callback's error would go to the loop's log
+                failure.append(error)
+                ended.set()
+
+        feed.listen(more)
+        try:
+            more()
+            await ended.wait()
+            if failure:
+                raise failure[0]
+            if engine is not None:
+                await engine
+        finally:
+            if engine is not None and not engine.done():
+                engine.cancel()
+                await asyncio.gather(engine, return_exceptions=True)
+            writer.shutdown(wait=True)  # everything paid for is stored before we go on
+            self._record()
+        for write in stored:
+            write.result()
+        return scores
 
     def requests(self, query: str, texts: Sequence[str]) -> int:
         return self.inner.requests(query, texts)

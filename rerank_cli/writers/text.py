@@ -14,8 +14,17 @@ T = TypeVar("T")
 _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+PIECE = 8192  # results written at a time by a writer whose results are built as it goes
+
+
 def write_jsonl(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
-    out.write(b"".join(in_rank_order(results, _json_line)))
+    if isinstance(results, list):  # built already: in input order, for memory locality
+        out.write(b"".join(in_rank_order(results, _json_line)))
+        return
+    # Built one at a time (a million-document ranking): written a piece at a time, so that
+    # the output is never all in memory at once.
+    for start in range(0, len(results), PIECE):
+        out.write(b"".join(map(_json_line, results[start : start + PIECE])))
 
 
 def write_json(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
@@ -46,11 +55,16 @@ def write_plain(results: Sequence[Result], out: IO[bytes], options: WriteOptions
     that ends with NUL (``-F nul``) is complete as it is. A document with a ``separator``
     (grep context groups, paragraphs) gets it printed before it, except first."""
     parts: list[bytes] = []
+    first = True
     for result in results:
         raw = result.document.raw
-        if parts:
+        if not first:
             parts.append(result.document.separator)
+        first = False
         parts.append(raw if raw.endswith((b"\n", b"\0")) else raw + b"\n")
+        if len(parts) >= PIECE:  # a million records are not held at once
+            out.write(b"".join(parts))
+            parts = []
     out.write(b"".join(parts))
 
 
@@ -59,5 +73,7 @@ def escape_tsv(text: str) -> str:
 
 
 def write_tsv(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
-    lines = (f"{r.score:.4f}\t{escape_tsv(r.document.text)}\n" for r in results)
-    out.write("".join(lines).encode("utf-8"))
+    for start in range(0, len(results), PIECE):
+        piece = results[start : start + PIECE]
+        lines = (f"{r.score:.4f}\t{escape_tsv(r.document.text)}\n" for r in piece)
+        out.write("".join(lines).encode("utf-8"))
