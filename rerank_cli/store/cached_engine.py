@@ -8,6 +8,7 @@ engines (a text's score independent of the other texts): the hosted API, not BM2
 from __future__ import annotations
 
 from array import array
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import repeat
@@ -201,11 +202,13 @@ class CachedEngine:
         failure: list[BaseException] = []
         engine: asyncio.Future[Sequence[float]] | None = None
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rerank-cache")
-        stored: list[Future[None]] = []
+        stored: deque[Future[None]] = deque()
 
         def landed(batch: Sequence[int], values: Sequence[float]) -> None:
             positions = [sent_from[i] for i in batch]
             keys = make_keys(scope, query, [sending[i] for i in batch])
+            while stored and stored[0].done():  # thousands of batches: keep only those out
+                stored.popleft().result()
             stored.append(writer.submit(cache.store, keys, list(values), question))
             self._sent += len(positions)
             for position, value in zip(positions, values, strict=True):

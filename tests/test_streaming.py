@@ -1,0 +1,204 @@
+"""The rank job streams its input: documents are planned as they arrive and the first request
+leaves as soon as one batch is full. The streamed path must write exactly what the read-all
+path writes (a budget forces that one: it needs the whole count before paying)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rerank_cli.core.documents import Document, DocumentStore, Source
+from rerank_cli.engines.api.batching import Batcher, plan_batches
+from rerank_cli.engines.api.protocol import document_cost
+from tests.conftest import TEST_KEY, RunCli, api_options
+from tests.server import RerankServer
+
+RERANK = Path(sys.executable).with_name("rerank")
+
+line = st.one_of(
+    st.sampled_from(["alpha", "beta", "gamma", "alpha", "", "  ", "beta\r", "é ü", "x" * 40]),
+    st.text(alphabet="abc \t", min_size=1, max_size=6),
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    lines=st.lists(line, min_size=1, max_size=60),
+    ends_with_newline=st.booleans(),
+    batch_size=st.integers(1, 7),
+    concurrency=st.integers(1, 4),
+    output=st.sampled_from(["jsonl", "plain", "tsv", "json"]),
+    top_k=st.one_of(st.none(), st.integers(1, 5)),
+    cache=st.sampled_from(["on", "off"]),
+)
+def test_the_streamed_run_writes_what_the_read_all_run_writes(
+    cli: RunCli,
+    server: RerankServer,
+    lines: list[str],
+    ends_with_newline: bool,
+    batch_size: int,
+    concurrency: int,
+    output: str,
+    top_k: int | None,
+    cache: str,
+) -> None:
+    data = "\n".join(lines).encode() + (b"\n" if ends_with_newline else b"")
+    common = [
+        "how",
+        *api_options(server),
+        "--batch-size",
+        str(batch_size),
+        "-j",
+        str(concurrency),
+        "-o",
+        output,
+        *(["-k", str(top_k)] if top_k else []),
+    ]
+    env = {"GR_KEY": TEST_KEY, "RERANK_CACHE": cache}
+    streamed = cli(*common, stdin=data, env=env)
+    read_all = cli(*common, "--max-docs", "1000000", stdin=data, env=env)  # a budget: read all
+    assert (streamed.exit_code, streamed.stdout) == (read_all.exit_code, read_all.stdout)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    texts=st.lists(st.text(max_size=12), max_size=40),
+    cuts=st.lists(st.integers(0, 40), max_size=8),
+    batch_size=st.integers(1, 6),
+    max_bytes=st.integers(1, 120),
+    bound=st.booleans(),
+)
+def test_batches_cut_as_texts_arrive_are_the_planned_ones(
+    texts: list[str], cuts: list[int], batch_size: int, max_bytes: int, bound: bool
+) -> None:
+    planned = plan_batches(texts, batch_size, max_bytes, 10, document_cost)
+    cutter = Batcher(
+        batch_size,
+        max_bytes,
+        10,
+        document_cost,
+        (lambda chars: document_cost("") + 6 * chars) if bound else None,
+    )
+    online: list[list[int]] = []
+    start = 0
+    for end in sorted({min(c, len(texts)) for c in cuts} | {len(texts)}):
+        online += cutter.add(texts, start, end)
+        start = end
+    online += cutter.close()
+    assert online == planned
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(max_size=6),
+            st.sampled_from(["compact", "crlf", "record", "no source", "separator"]),
+            st.sampled_from(["a.txt", "b.txt"]),
+        ),
+        max_size=30,
+    )
+)
+def test_the_store_gives_back_the_documents_it_was_given(
+    specs: list[tuple[str, str, str]],
+) -> None:
+    given_documents = []
+    for number, (text, kind, name) in enumerate(specs, 1):
+        raw = (text + ("\r\n" if kind == "crlf" else "\n")).encode()
+        document = Document(
+            text,
+            raw,
+            None if kind == "no source" else Source(name, number),
+            record={"text": text} if kind == "record" else None,
+            separator=b"--\n" if kind == "separator" else b"",
+        )
+        given_documents.append(document)
+    expected = [
+        Document(d.text, d.raw, d.source, d.record, separator=d.separator, index=i)
+        for i, d in enumerate(given_documents)
+    ]
+    store = DocumentStore()
+    for document in given_documents:
+        store.append(document)
+    assert list(store) == expected
+    assert len(store) == len(expected)
+
+
+def test_the_first_request_leaves_before_stdin_closes(tmp_path: Path) -> None:
+    """A subprocess whose stdin stays open: the server sees a request before it is closed."""
+    if not RERANK.exists():
+        pytest.skip("the rerank script is not installed beside this interpreter")
+    lines = b"".join(b"note %d: how streaming works, line by line\n" % i for i in range(300))
+    assert len(lines) > 8192  # detection and the binary check read the first 8 KB first
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RERANK_")}
+    env.update(
+        GR_KEY=TEST_KEY,
+        RERANK_CONFIG_DIR=str(tmp_path / "config"),
+        RERANK_CACHE_DIR=str(tmp_path / "cache"),
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+    )
+    with RerankServer(api_key=TEST_KEY) as server:
+        process = subprocess.Popen(
+            [str(RERANK), "how", "--base-url", server.base_url, "--batch-size", "16"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        assert process.stdin is not None
+        try:
+            process.stdin.write(lines)
+            process.stdin.flush()
+            seen = threading.Event()
+
+            def watch() -> None:
+                while not seen.is_set() and process.poll() is None:
+                    if server.rerank_requests:
+                        seen.set()
+                        return
+                    threading.Event().wait(0.02)
+
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
+            watcher.join(60)  # a bound on the wait, not a timing: the test is whether it came
+            sent_before_close = bool(server.rerank_requests)
+            assert process.poll() is None  # still reading: stdin is open
+        finally:
+            seen.set()
+            process.stdin.close()
+            process.stdin = None  # closed: communicate() has nothing to send
+        out, err = process.communicate(timeout=120)
+    assert sent_before_close, err.decode()
+    assert process.returncode == 0, err.decode()
+    assert out.count(b"\n") == 300
+
+
+@given(
+    texts=st.lists(st.sampled_from(["a", "b", "c", "d"]), max_size=30),
+    scores=st.lists(st.integers(0, 3), min_size=4, max_size=4),
+    top_k=st.one_of(st.none(), st.integers(1, 8)),
+    min_score=st.one_of(st.none(), st.integers(0, 3)),
+)
+def test_ranking_by_position_equals_ranking_built_results(
+    texts: list[str], scores: list[int], top_k: int | None, min_score: int | None
+) -> None:
+    from rerank_cli.core.pipeline import Filters, Planner, fold, rank, rank_results
+
+    planner = Planner()
+    planner.add([Document(t, (t + "\n").encode(), Source("f", i + 1)) for i, t in enumerate(texts)])
+    work = planner.finish()
+    by_text = {"a": scores[0], "b": scores[1], "c": scores[2], "d": scores[3]}
+    folded = fold(work, [float(by_text[t]) for t in work.texts])
+    filters = Filters(top_k=top_k, min_score=min_score)
+    lazily = [(r.rank, r.score, r.document) for r in rank(folded, filters)]
+    built = [(r.rank, r.score, r.document) for r in rank_results(list(folded), filters)]
+    assert lazily == built
