@@ -97,6 +97,7 @@ def test_batches_cut_as_texts_arrive_are_the_planned_ones(
     assert online == planned
 
 
+@settings(deadline=None)
 @given(
     st.lists(
         st.tuples(
@@ -182,6 +183,7 @@ def test_the_first_request_leaves_before_stdin_closes(tmp_path: Path) -> None:
     assert out.count(b"\n") == 300
 
 
+@settings(deadline=None)
 @given(
     texts=st.lists(st.sampled_from(["a", "b", "c", "d"]), max_size=30),
     scores=st.lists(st.integers(0, 3), min_size=4, max_size=4),
