@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rerank_cli.core.documents import Document, DocumentStore, Source
+from rerank_cli.core.documents import Chunk, Document, DocumentStore, Source
 from rerank_cli.engines.api.batching import Batcher, plan_batches
 from rerank_cli.engines.api.protocol import document_cost
 from tests.conftest import TEST_KEY, RunCli, api_options
@@ -189,10 +189,12 @@ def test_the_first_request_leaves_before_stdin_closes(tmp_path: Path) -> None:
     scores=st.lists(st.integers(0, 3), min_size=4, max_size=4),
     top_k=st.one_of(st.none(), st.integers(1, 8)),
     min_score=st.one_of(st.none(), st.integers(0, 3)),
+    piece=st.integers(1, 40),
 )
 def test_ranking_by_position_equals_ranking_built_results(
-    texts: list[str], scores: list[int], top_k: int | None, min_score: int | None
+    texts: list[str], scores: list[int], top_k: int | None, min_score: int | None, piece: int
 ) -> None:
+    from rerank_cli.core import pipeline
     from rerank_cli.core.pipeline import Filters, Planner, fold, rank, rank_results
 
     planner = Planner()
@@ -201,6 +203,45 @@ def test_ranking_by_position_equals_ranking_built_results(
     by_text = {"a": scores[0], "b": scores[1], "c": scores[2], "d": scores[3]}
     folded = fold(work, [float(by_text[t]) for t in work.texts])
     filters = Filters(top_k=top_k, min_score=min_score)
-    lazily = [(r.rank, r.score, r.document) for r in rank(folded, filters)]
+    whole_sort, pipeline.SORT_PIECE = pipeline.SORT_PIECE, piece  # long rankings: merged pieces
+    try:
+        lazily = [(r.rank, r.score, r.document) for r in rank(folded, filters)]
+    finally:
+        pipeline.SORT_PIECE = whole_sort
     built = [(r.rank, r.score, r.document) for r in rank_results(list(folded), filters)]
     assert lazily == built
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    texts=st.lists(st.sampled_from(["a", "b", "c", "long one", "x"]), max_size=30),
+    cuts=st.lists(st.integers(0, 30), max_size=6),
+)
+def test_a_plan_built_block_by_block_is_the_plan_of_all(texts: list[str], cuts: list[int]) -> None:
+    """Blocks of any size, repeated texts across blocks, and a plan that starts to split
+    documents part-way (a block with a long document gets the splitter, as long.wrap gives
+    it; the others are taken whole): the same texts, units and documents as plan()."""
+    from rerank_cli.core.pipeline import Planner, plan, whole
+
+    def split(document: Document) -> list[tuple[Chunk | None, str]]:
+        if document.text == "long one":
+            return [(Chunk(0, 0, 4), "long"), (Chunk(1, 5, 8), "one")]
+        return [(None, document.text)]
+
+    def documents() -> list[Document]:
+        return [Document(t, (t + "\n").encode(), Source("f", i + 1)) for i, t in enumerate(texts)]
+
+    expected = plan(documents(), split)
+    planner = Planner()
+    given_documents = documents()
+    start = 0
+    for end in sorted({min(c, len(texts)) for c in cuts} | {len(texts)}):
+        block = given_documents[start:end]
+        planner.add(block, split if any(d.text == "long one" for d in block) else whole)
+        start = end
+    built = planner.finish()
+    assert built.texts == expected.texts
+    assert built.units == expected.units
+    assert list(built.documents) == [
+        Document(d.text, d.raw, d.source, index=i) for i, d in enumerate(documents())
+    ]

@@ -65,34 +65,39 @@ class Result:
 class DocumentStore(Sequence[Document]):
     """Documents held compactly, for inputs of millions of lines: a document that is one line
     of a file and nothing more (its text, that text plus LF as its bytes, a file and a line
-    number; no record, id, fields or separator) costs a slot in a list (its text, shared with
-    the plan's deduplicated texts), a line number and nothing else; any other document is kept
-    as it is. ``store[i]`` builds document ``i`` (numbered ``i``) when it is asked for: the
-    ranking needs scores and positions, and only the documents written out are built."""
+    number; no record, id, fields or separator) costs its line number and its text; any other
+    document is kept as it is. ``store[i]`` builds document ``i`` (numbered ``i``) when it is
+    asked for: the ranking needs scores and positions, and only the documents written out are
+    built. Given ``texts`` and ``positions``, document ``i``'s text is
+    ``texts[positions[i]]`` (a plan's deduplicated texts: a repeated text is held once);
+    otherwise the store keeps each document's text itself."""
 
-    __slots__ = ("_lines", "_names", "_others", "_starts", "_texts")
+    __slots__ = ("_lines", "_names", "_others", "_positions", "_shared", "_starts", "_texts")
 
-    def __init__(self) -> None:
-        self._texts: list[str] = []
-        self._lines: array[int] = array("q")  # the line; OTHER: kept whole in _others
+    def __init__(
+        self, texts: Sequence[str] | None = None, positions: Sequence[int] | None = None
+    ) -> None:
+        self._shared = texts
+        self._positions = positions
+        self._texts: list[str] | None = [] if texts is None else None
+        self._lines: array[int] = array("I")  # the line; OTHER: kept whole in _others
         self._others: dict[int, Document] = {}
         self._names: list[str] = []  # the file of each run of compact documents …
         self._starts: array[int] = array("q")  # … and the first document of that run
 
-    def append(self, document: Document, text: str | None = None) -> None:
-        """Add ``document``; ``text``, an equal string to hold instead of its own (the plan's
-        copy of an identical text, so that a repeated text is held once)."""
-        index = len(self._texts)
+    def append(self, document: Document) -> None:
+        index = len(self._lines)
         source = document.source
-        own = document.text
+        text = document.text
         if (
             source is not None
             and source.line is not None
+            and 0 < source.line < LINE_LIMIT
             and document.record is None
             and document.id is None
             and document.fields is None
             and not document.separator
-            and document.raw == (own + "\n").encode()
+            and document.raw == (text + "\n").encode()
         ):
             names = self._names
             if not names or names[-1] != source.file:
@@ -103,10 +108,18 @@ class DocumentStore(Sequence[Document]):
             document.index = index
             self._others[index] = document
             self._lines.append(OTHER)
-        self._texts.append(own if text is None else text)
+        if self._texts is not None:
+            self._texts.append(text)
+
+    def keep_texts(self) -> None:
+        """Hold each document's text from now on (the shared texts stop being whole-document
+        texts: a plan that starts to split documents)."""
+        if self._texts is None:
+            self._texts = [self.text(i) for i in range(len(self))]
+            self._shared = self._positions = None
 
     def __len__(self) -> int:
-        return len(self._texts)
+        return len(self._lines)
 
     @overload
     def __getitem__(self, index: int) -> Document: ...
@@ -118,17 +131,21 @@ class DocumentStore(Sequence[Document]):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         if index < 0:
-            index += len(self._texts)
+            index += len(self._lines)
         line = self._lines[index]  # IndexError past the end, as a list
         if line == OTHER:
             return self._others[index]
-        text = self._texts[index]
+        text = self.text(index)
         name = self._names[bisect_right(self._starts, index) - 1]
         return Document(text, (text + "\n").encode(), Source(name, line), index=index)
 
     def text(self, index: int) -> str:
         """Document ``index``'s text, without building the document."""
-        return self._texts[index]
+        if self._texts is not None:
+            return self._texts[index]
+        assert self._shared is not None and self._positions is not None
+        return self._shared[self._positions[index]]
 
 
-OTHER = -(2**63)  # a line number no document has: the document is kept whole
+OTHER = 0  # a line number no document has: the document is kept whole
+LINE_LIMIT = 2**32  # line numbers are held in 4 bytes; a document past that is kept whole

@@ -9,7 +9,7 @@ import time
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from heapq import nlargest
+from heapq import merge, nlargest
 from itertools import repeat
 from operator import attrgetter
 from typing import overload
@@ -73,23 +73,30 @@ class Planner:
     text is appended to ``plan.texts`` as it is first seen, so that scoring can start on the
     texts already planned while the input is still being read. Identical texts are planned
     once per run, whatever block they come in. Documents are held in a
-    :class:`~rerank_cli.core.documents.DocumentStore`."""
+    :class:`~rerank_cli.core.documents.DocumentStore`.
+
+    Whole documents are deduplicated with a set of the texts seen (no position object per
+    text); a document whose text came before is placed by :meth:`finish`."""
 
     def __init__(self, whole_documents: bool = True) -> None:
-        store = DocumentStore()
-        self.plan = Plan(store, positions=array("q") if whole_documents else None)
+        texts: list[str] = []
+        positions = array("I") if whole_documents else None
+        store = DocumentStore(texts, positions) if positions is not None else DocumentStore()
+        self.plan = Plan(store, texts, positions=positions)
         self._store = store
-        self._position_of: dict[str, int] = {}
+        self._seen: set[str] = set()
+        self._repeats: list[tuple[int, str]] = []  # (document, text seen before)
+        self._position_of: dict[str, int] = {}  # once documents are split
 
     def add(self, documents: Sequence[Document], split: Splitter = whole) -> None:
         """Plan ``documents`` (numbered from the number of documents planned so far), each split
         by ``split``. The plan stays one of whole documents for as long as every document is
         one unit, its whole text; the first split otherwise turns it into a plan of units."""
-        position_of = self._position_of
-        texts = self.plan.texts
+        work = self.plan
+        texts = work.texts
         store = self._store
         parts: list[Sequence[tuple[Chunk | None, str]]] | None = None
-        if self.plan.whole and split is not whole:
+        if work.whole and split is not whole:
             for number, document in enumerate(documents, len(store)):
                 document.index = number  # what a refusal names when there is no source
             parts = [split(document) for document in documents]
@@ -97,19 +104,29 @@ class Planner:
                 len(units) == 1 and units[0][0] is None and units[0][1] == document.text
                 for units, document in zip(parts, documents, strict=True)
             ):
-                self.plan._units = self.plan.units
-                self.plan.positions = array("q")
-                self.plan.whole = False
-        if self.plan.whole:
-            # setdefault's default is evaluated first: the number of texts seen before this one.
-            positions = [position_of.setdefault(d.text, len(position_of)) for d in documents]
-            for document, position in zip(documents, positions, strict=True):
-                if position == len(texts):
-                    texts.append(document.text)
-                store.append(document, texts[position])
-            self.plan.positions.extend(positions)
+                self._place_repeats()
+                self._position_of = {text: position for position, text in enumerate(texts)}
+                self._seen = set()
+                store.keep_texts()
+                work._units = work.units
+                work.positions = array("I")
+                work.whole = False
+        if work.whole:
+            seen, positions, repeats = self._seen, work.positions, self._repeats
+            for document in documents:
+                text = document.text
+                before = len(seen)
+                seen.add(text)
+                if len(seen) > before:
+                    positions.append(len(texts))
+                    texts.append(text)
+                else:
+                    repeats.append((len(positions), text))
+                    positions.append(0)  # placed by finish()
+                store.append(document)
             return
-        units = self.plan._units
+        position_of = self._position_of
+        units = work._units
         for offset, document in enumerate(documents):
             number = len(store)
             document.index = number
@@ -120,8 +137,24 @@ class Planner:
                     texts.append(text)
                 units.append((number, chunk, position))
 
+    def _place_repeats(self) -> None:
+        """Point each document whose text came before at that text's position."""
+        repeats = self._repeats
+        if not repeats:
+            return
+        first = dict.fromkeys((text for _, text in repeats), 0)
+        for position, text in enumerate(self.plan.texts):
+            if text in first:
+                first[text] = position
+        positions = self.plan.positions
+        for document, text in repeats:
+            positions[document] = first[text]
+        self._repeats = []
+
     def finish(self) -> Plan:
         """The plan, once every document is in (the table of texts seen is let go)."""
+        self._place_repeats()
+        self._seen = set()
         self._position_of = {}
         return self.plan
 
@@ -283,6 +316,25 @@ def rank_results(results: Sequence[Result], filters: Filters | None = None) -> R
     return ordered
 
 
+SORT_PIECE = 1 << 18  # positions sorted at a time; longer rankings are merged from pieces
+
+
+def _ranked(scores: array[float]) -> array[int]:
+    """Positions by score, best first, ties in input order. A ranking longer than
+    ``SORT_PIECE`` is sorted a piece at a time and merged (stably: a tie goes to the earlier
+    piece), so that sorting a million scores never holds a million position and key objects
+    at once."""
+    count = len(scores)
+    key = scores.__getitem__
+    if count <= SORT_PIECE:
+        return array("I", sorted(range(count), key=key, reverse=True))
+    pieces = [
+        array("I", sorted(range(start, min(start + SORT_PIECE, count)), key=key, reverse=True))
+        for start in range(0, count, SORT_PIECE)
+    ]
+    return array("I", merge(*pieces, key=key, reverse=True))
+
+
 class RankedDocuments(Sequence[Result]):
     """The ranking of a whole-document plan, held as document positions in rank order (an
     array) and built one result at a time when asked for: a million documents ranked cost
@@ -299,9 +351,9 @@ class RankedDocuments(Sequence[Result]):
         min_score = filters.min_score if filters is not None else None
         if top_k is not None and top_k < count:
             # nlargest is stable: equal scores keep input order, as the full sort does.
-            order = array("q", nlargest(top_k, range(count), key=scores.__getitem__))
+            order = array("I", nlargest(top_k, range(count), key=scores.__getitem__))
         else:
-            order = array("q", sorted(range(count), key=scores.__getitem__, reverse=True))
+            order = _ranked(scores)
         if min_score is not None:
             kept = len(order)
             while kept and scores[order[kept - 1]] < min_score:  # the tail is the lowest

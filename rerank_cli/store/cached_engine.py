@@ -18,6 +18,7 @@ from rerank_cli.engines.interface import (
     Engine,
     ScoreCallback,
     Stats,
+    StreamingEngine,
     TextFeed,
     streaming,
 )
@@ -192,7 +193,8 @@ class CachedEngine:
             return await inner.score_feed(query, feed, on_scores)
         scope, ttl_days = self.scope, self.ttl_days
         question = question_id(scope, query)
-        look = self.mode == "normal" and cache.may_have(question)
+        if not (self.mode == "normal" and cache.may_have(question)):
+            return await self._send_all(inner, query, feed, on_scores, question)
         scores: array[float] = array("d")
         to_send = TextFeed()
         sending: list[str] = cast("list[str]", to_send.texts)
@@ -227,13 +229,9 @@ class CachedEngine:
                 if end > taken:
                     group = feed.texts[taken:end]
                     scores.extend(repeat(0.0, end - taken))
-                    found = (
-                        cache.lookup(make_keys(scope, query, group), ttl_days)
-                        if look
-                        else repeat(None)
-                    )
+                    found = cache.lookup(make_keys(scope, query, group), ttl_days)
                     hits: list[int] = []
-                    for position, text, value in zip(range(taken, end), group, found, strict=False):
+                    for position, text, value in zip(range(taken, end), group, found, strict=True):
                         if value is None:
                             sent_from.append(position)
                             sending.append(text)
@@ -267,6 +265,42 @@ class CachedEngine:
             if engine is not None and not engine.done():
                 engine.cancel()
                 await asyncio.gather(engine, return_exceptions=True)
+            writer.shutdown(wait=True)  # everything paid for is stored before we go on
+            self._record()
+        for write in stored:
+            write.result()
+        return scores
+
+    async def _send_all(
+        self,
+        inner: StreamingEngine,
+        query: str,
+        feed: TextFeed,
+        on_scores: ScoreCallback | None,
+        question: int,
+    ) -> Sequence[float]:
+        """:meth:`score_feed` when the cache has nothing to look up (a question never asked,
+        or --refresh): the feed goes to the inner engine as it is, and each landed batch is
+        stored."""
+        cache = self.cache
+        assert cache is not None
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rerank-cache")
+        stored: deque[Future[None]] = deque()
+        texts = feed.texts
+
+        def landed(batch: Sequence[int], values: Sequence[float]) -> None:
+            keys = make_keys(self.scope, query, [texts[i] for i in batch])
+            while stored and stored[0].done():  # thousands of batches: keep only those out
+                stored.popleft().result()
+            stored.append(writer.submit(cache.store, keys, list(values), question))
+            self._sent += len(batch)
+            if on_scores is not None:
+                on_scores(batch, values)
+
+        try:
+            scores = await inner.score_feed(query, feed, landed)
+        finally:
+            self._count(hits=0, misses=feed.available)
             writer.shutdown(wait=True)  # everything paid for is stored before we go on
             self._record()
         for write in stored:
