@@ -24,6 +24,8 @@ from rerank_cli.engines.interface import (
 )
 from rerank_cli.store.score_cache import (
     CACHE_MODES,
+    PAGE_CACHE_KB,
+    WRITING_CACHE_KB,
     CacheMode,
     Key,
     Scope,
@@ -288,20 +290,29 @@ class CachedEngine:
         stored: deque[Future[None]] = deque()
         texts = feed.texts
 
+        scope = self.scope
+
+        def store(batch: list[str], values: array[float]) -> None:
+            cache.store(make_keys(scope, query, batch), values, question)
+
         def landed(batch: Sequence[int], values: Sequence[float]) -> None:
-            keys = make_keys(self.scope, query, [texts[i] for i in batch])
+            # Hashed by the writer: a batch waiting its turn holds its texts (shared) and its
+            # scores (8 bytes each), not 16-byte keys in tuples.
             while stored and stored[0].done():  # thousands of batches: keep only those out
                 stored.popleft().result()
-            stored.append(writer.submit(cache.store, keys, list(values), question))
+            batch_texts = [texts[i] for i in batch]
+            stored.append(writer.submit(store, batch_texts, array("d", values)))
             self._sent += len(batch)
             if on_scores is not None:
                 on_scores(batch, values)
 
+        cache.page_cache(WRITING_CACHE_KB)  # only writes: no page is read again
         try:
             scores = await inner.score_feed(query, feed, landed)
         finally:
             self._count(hits=0, misses=feed.available)
             writer.shutdown(wait=True)  # everything paid for is stored before we go on
+            cache.page_cache(PAGE_CACHE_KB)
             self._record()
         for write in stored:
             write.result()
