@@ -211,8 +211,8 @@ class WholeResults(Sequence[Result]):
 
     def document_scores(self) -> array[float]:
         """Each document's score, in input order."""
-        scores = self.scores
-        return array("d", [scores[p] for p in self.work.positions])
+        # From an iterator, the array grows as it goes: no list of a million floats first.
+        return array("d", map(self.scores.__getitem__, self.work.positions))
 
 
 def fold(work: Plan, scores: Sequence[float]) -> Sequence[Result]:

@@ -286,22 +286,45 @@ class CachedEngine:
         stored."""
         cache = self.cache
         assert cache is not None
+        import threading
+
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rerank-cache")
-        stored: deque[Future[None]] = deque()
         texts = feed.texts
-
         scope = self.scope
+        # Scores landed and not yet stored: positions and values, 12 bytes a score. The writer
+        # stores what is waiting, then what landed meanwhile, together, until nothing waits:
+        # it keeps up however fast answers come, and each batch is stored soon after it lands.
+        waiting: tuple[array[int], array[float]] = (array("I"), array("d"))
+        busy = False
+        lock = threading.Lock()
+        runs: deque[Future[None]] = deque()
 
-        def store(batch: list[str], values: array[float]) -> None:
-            cache.store(make_keys(scope, query, batch), values, question)
+        def drain() -> None:  # on the writer thread
+            nonlocal waiting, busy
+            while True:
+                with lock:
+                    positions, values = waiting
+                    if not positions:
+                        busy = False
+                        return
+                    if len(positions) <= WRITE_MOST:
+                        waiting = (array("I"), array("d"))
+                    else:  # a transaction's rows and pages are held until it commits
+                        waiting = (positions[WRITE_MOST:], values[WRITE_MOST:])
+                        positions, values = positions[:WRITE_MOST], values[:WRITE_MOST]
+                keys = make_keys(scope, query, [texts[p] for p in positions])
+                cache.store(keys, values, question)
 
         def landed(batch: Sequence[int], values: Sequence[float]) -> None:
-            # Hashed by the writer: a batch waiting its turn holds its texts (shared) and its
-            # scores (8 bytes each), not 16-byte keys in tuples.
-            while stored and stored[0].done():  # thousands of batches: keep only those out
-                stored.popleft().result()
-            batch_texts = [texts[i] for i in batch]
-            stored.append(writer.submit(store, batch_texts, array("d", values)))
+            nonlocal busy
+            with lock:
+                waiting[0].extend(batch)
+                waiting[1].extend(values)
+                start, busy = not busy, True
+            if start:
+                while runs and runs[0].done():
+                    runs.popleft().result()  # store() handles SQLite's errors; else a bug
+                runs.append(writer.submit(drain))
             self._sent += len(batch)
             if on_scores is not None:
                 on_scores(batch, values)
@@ -314,8 +337,8 @@ class CachedEngine:
             writer.shutdown(wait=True)  # everything paid for is stored before we go on
             cache.page_cache(PAGE_CACHE_KB)
             self._record()
-        for write in stored:
-            write.result()
+        for run in runs:
+            run.result()
         return scores
 
     def requests(self, query: str, texts: Sequence[str]) -> int:
@@ -340,6 +363,7 @@ class CachedEngine:
             self.cache.record_run(self._hits, self._misses, self._sent)
 
 
+WRITE_MOST = 1024  # scores stored in one transaction at most, while streaming
 HASH_CHUNK = 256  # texts hashed between two turns of the event loop: ~0.2 ms
 
 
