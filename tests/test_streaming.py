@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rerank_cli.core import documents as documents_module
 from rerank_cli.core.documents import Chunk, Document, DocumentStore, Source
 from rerank_cli.engines.api.batching import Batcher, plan_batches
 from rerank_cli.engines.api.protocol import document_cost
@@ -39,6 +40,7 @@ line = st.one_of(
     output=st.sampled_from(["jsonl", "plain", "tsv", "json"]),
     top_k=st.one_of(st.none(), st.integers(1, 5)),
     cache=st.sampled_from(["on", "off"]),
+    hold=st.sampled_from([0, 3, 1 << 17]),
 )
 def test_the_streamed_run_writes_what_the_read_all_run_writes(
     cli: RunCli,
@@ -50,7 +52,9 @@ def test_the_streamed_run_writes_what_the_read_all_run_writes(
     output: str,
     top_k: int | None,
     cache: str,
+    hold: int,
 ) -> None:
+    """``hold``: documents held as they are before the store holds them compactly."""
     data = "\n".join(lines).encode() + (b"\n" if ends_with_newline else b"")
     common = [
         "how",
@@ -64,7 +68,11 @@ def test_the_streamed_run_writes_what_the_read_all_run_writes(
         *(["-k", str(top_k)] if top_k else []),
     ]
     env = {"GR_KEY": TEST_KEY, "RERANK_CACHE": cache}
-    streamed = cli(*common, stdin=data, env=env)
+    held, documents_module.HOLD = documents_module.HOLD, hold
+    try:
+        streamed = cli(*common, stdin=data, env=env)
+    finally:
+        documents_module.HOLD = held
     read_all = cli(*common, "--max-docs", "1000000", stdin=data, env=env)  # a budget: read all
     assert (streamed.exit_code, streamed.stdout) == (read_all.exit_code, read_all.stdout)
 
@@ -106,10 +114,11 @@ def test_batches_cut_as_texts_arrive_are_the_planned_ones(
             st.sampled_from(["a.txt", "b.txt"]),
         ),
         max_size=30,
-    )
+    ),
+    st.sampled_from([0, 2, 1 << 17]),
 )
 def test_the_store_gives_back_the_documents_it_was_given(
-    specs: list[tuple[str, str, str]],
+    specs: list[tuple[str, str, str]], hold: int
 ) -> None:
     given_documents = []
     for number, (text, kind, name) in enumerate(specs, 1):
@@ -126,11 +135,16 @@ def test_the_store_gives_back_the_documents_it_was_given(
         Document(d.text, d.raw, d.source, d.record, separator=d.separator, index=i)
         for i, d in enumerate(given_documents)
     ]
-    store = DocumentStore()
-    for document in given_documents:
-        store.append(document)
-    assert list(store) == expected
-    assert len(store) == len(expected)
+    held, documents_module.HOLD = documents_module.HOLD, hold
+    try:
+        store = DocumentStore()
+        for document in given_documents:
+            store.append(document)
+        assert list(store) == expected
+        assert store[:] == expected
+        assert len(store) == len(expected)
+    finally:
+        documents_module.HOLD = held
 
 
 def test_the_first_request_leaves_before_stdin_closes(tmp_path: Path) -> None:
@@ -190,16 +204,27 @@ def test_the_first_request_leaves_before_stdin_closes(tmp_path: Path) -> None:
     top_k=st.one_of(st.none(), st.integers(1, 8)),
     min_score=st.one_of(st.none(), st.integers(0, 3)),
     piece=st.integers(1, 40),
+    hold=st.sampled_from([0, 5, 1 << 17]),
 )
 def test_ranking_by_position_equals_ranking_built_results(
-    texts: list[str], scores: list[int], top_k: int | None, min_score: int | None, piece: int
+    texts: list[str],
+    scores: list[int],
+    top_k: int | None,
+    min_score: int | None,
+    piece: int,
+    hold: int,
 ) -> None:
     from rerank_cli.core import pipeline
     from rerank_cli.core.pipeline import Filters, Planner, fold, rank, rank_results
 
-    planner = Planner()
-    planner.add([Document(t, (t + "\n").encode(), Source("f", i + 1)) for i, t in enumerate(texts)])
-    work = planner.finish()
+    held, documents_module.HOLD = documents_module.HOLD, hold
+    try:
+        planner = Planner()
+        given = [Document(t, (t + "\n").encode(), Source("f", i + 1)) for i, t in enumerate(texts)]
+        planner.add(given)
+        work = planner.finish()
+    finally:
+        documents_module.HOLD = held
     by_text = {"a": scores[0], "b": scores[1], "c": scores[2], "d": scores[3]}
     folded = fold(work, [float(by_text[t]) for t in work.texts])
     filters = Filters(top_k=top_k, min_score=min_score)
@@ -216,8 +241,11 @@ def test_ranking_by_position_equals_ranking_built_results(
 @given(
     texts=st.lists(st.sampled_from(["a", "b", "c", "long one", "x"]), max_size=30),
     cuts=st.lists(st.integers(0, 30), max_size=6),
+    hold=st.sampled_from([0, 4, 1 << 17]),
 )
-def test_a_plan_built_block_by_block_is_the_plan_of_all(texts: list[str], cuts: list[int]) -> None:
+def test_a_plan_built_block_by_block_is_the_plan_of_all(
+    texts: list[str], cuts: list[int], hold: int
+) -> None:
     """Blocks of any size, repeated texts across blocks, and a plan that starts to split
     documents part-way (a block with a long document gets the splitter, as long.wrap gives
     it; the others are taken whole): the same texts, units and documents as plan()."""
@@ -232,14 +260,18 @@ def test_a_plan_built_block_by_block_is_the_plan_of_all(texts: list[str], cuts: 
         return [Document(t, (t + "\n").encode(), Source("f", i + 1)) for i, t in enumerate(texts)]
 
     expected = plan(documents(), split)
-    planner = Planner()
-    given_documents = documents()
-    start = 0
-    for end in sorted({min(c, len(texts)) for c in cuts} | {len(texts)}):
-        block = given_documents[start:end]
-        planner.add(block, split if any(d.text == "long one" for d in block) else whole)
-        start = end
-    built = planner.finish()
+    held, documents_module.HOLD = documents_module.HOLD, hold
+    try:
+        planner = Planner()
+        given_documents = documents()
+        start = 0
+        for end in sorted({min(c, len(texts)) for c in cuts} | {len(texts)}):
+            block = given_documents[start:end]
+            planner.add(block, split if any(d.text == "long one" for d in block) else whole)
+            start = end
+        built = planner.finish()
+    finally:
+        documents_module.HOLD = held
     assert built.texts == expected.texts
     assert built.units == expected.units
     assert list(built.documents) == [

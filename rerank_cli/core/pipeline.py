@@ -113,17 +113,18 @@ class Planner:
                 work.whole = False
         if work.whole:
             seen, positions, repeats = self._seen, work.positions, self._repeats
+            add, append, place = seen.add, texts.append, positions.append
             for document in documents:
                 text = document.text
                 before = len(seen)
-                seen.add(text)
+                add(text)
                 if len(seen) > before:
-                    positions.append(len(texts))
-                    texts.append(text)
+                    place(len(texts))
+                    append(text)
                 else:
                     repeats.append((len(positions), text))
-                    positions.append(0)  # placed by finish()
-                store.append(document)
+                    place(0)  # placed by finish()
+            store.extend(documents)
             return
         position_of = self._position_of
         units = work._units
@@ -316,6 +317,7 @@ def rank_results(results: Sequence[Result], filters: Filters | None = None) -> R
     return ordered
 
 
+BUILT_AT_ONCE = 4096  # results built together when a ranking is iterated
 SORT_PIECE = 1 << 18  # positions sorted at a time; longer rankings are merged from pieces
 
 
@@ -374,16 +376,31 @@ class RankedDocuments(Sequence[Result]):
 
     def __getitem__(self, index: int | slice) -> Result | list[Result]:
         if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+            return self._results(*index.indices(len(self)))
         if index < 0:
             index += len(self.order)
-        position = self.order[index]
-        return Result(index + 1, self._scores[position], self._documents[position])
+        if not 0 <= index < len(self.order):
+            raise IndexError("rank out of range")
+        return self._results(index, index + 1, 1)[0]
 
     def __iter__(self) -> Iterator[Result]:
-        scores, documents = self._scores, self._documents
-        for number, position in enumerate(self.order, 1):
-            yield Result(number, scores[position], documents[position])
+        for start in range(0, len(self.order), BUILT_AT_ONCE):
+            yield from self._results(start, min(start + BUILT_AT_ONCE, len(self.order)), 1)
+
+    def _results(self, start: int, stop: int, step: int) -> list[Result]:
+        """The results of ranks ``start + 1`` … (``range(start, stop, step)``), built at once."""
+        ranks = range(start, stop, step)
+        positions = [self.order[i] for i in ranks]
+        documents = self._documents
+        built = (
+            documents.build(positions)
+            if isinstance(documents, DocumentStore)
+            else [documents[p] for p in positions]
+        )
+        scores = self._scores
+        return [
+            Result(i + 1, scores[p], d) for i, p, d in zip(ranks, positions, built, strict=True)
+        ]
 
 
 _input_order = attrgetter("document.index")
