@@ -331,6 +331,42 @@ class Reranker:
         self._said_long(long, verbose)
         return work
 
+    def plan_blocks(
+        self,
+        query: str,
+        blocks: Iterable[Sequence[Document]],
+        split: pipeline.Splitter = pipeline.whole,
+        *,
+        settings: Settings | None = None,
+        verbose: bool = False,
+    ) -> pipeline.Plan:
+        """:meth:`plan` over documents read in blocks, held compactly (a
+        :class:`~rerank_cli.core.documents.DocumentStore`): the same plan, for inputs of
+        millions of lines."""
+        settings = settings or self.settings
+        check_query(query)
+        long = self._long_documents(settings, query, verbose)
+        planner = pipeline.Planner(whole_documents=split is pipeline.whole)
+        for block in blocks:
+            self._add(planner, block, split, long)
+        if long is not None:
+            self._said_long(long, verbose)
+        return planner.finish()
+
+    def _add(
+        self,
+        planner: pipeline.Planner,
+        block: Sequence[Document],
+        split: pipeline.Splitter,
+        long: LongDocuments | None,
+    ) -> None:
+        """Plan one block; a block none of whose documents comes near the token limit is
+        split by ``split`` itself."""
+        if block:
+            planner.add(block, split if long is None else long.wrap(split, block))
+            with self._lock:
+                self.stats.documents += len(block)
+
     def _long_documents(
         self, settings: Settings, query: str, verbose: bool
     ) -> LongDocuments | None:
@@ -424,11 +460,7 @@ class Reranker:
 
         try:
             for block in blocks:
-                if not block:
-                    continue
-                planner.add(block, split if long is None else long.wrap(split, block))
-                with self._lock:
-                    self.stats.documents += len(block)
+                self._add(planner, block, split, long)
                 if len(feed.texts) > told:
                     told = len(feed.texts)
                     loop.loop.call_soon_threadsafe(tell)
@@ -462,6 +494,8 @@ class Reranker:
                 on_progress(done, feed.available)
 
         try:
+            # The collector runs while requests are out (their futures and errors make
+            # cycles): a stream has requests out from its first full batch on.
             with self._waiting():
                 return await engine.score_feed(query, feed, on_scores)
         finally:

@@ -46,12 +46,16 @@ class Incoming:
     blocks: Iterable[Sequence[Document]]
     split: pipeline.Splitter = pipeline.whole
     read: Callable[[pipeline.Plan], None] = lambda work: None
+    # Still arriving (a pipe): scored as it arrives. Input that is all there (files) is
+    # planned whole, then scored: with nothing to wait for, the scoring thread would only
+    # contend with the planning for the interpreter.
+    arriving: bool = True
 
 
 def needs_count(env: Environment, session: Reranker, job: JobOptions) -> bool:
     """Whether the run must know every document before it may send one: a dry run, a budget
     (--max-docs, --max-cost), or a question to ask first (confirm_over on a terminal). Such a
-    run reads its whole input first; any other streams it."""
+    run reads its whole input first; any other streams input that is still arriving."""
     settings = job.settings
     return (
         job.dry_run
@@ -201,10 +205,9 @@ def execute(
 
     settings = job.settings
     stats = session.stats
-    if isinstance(work, Incoming) and needs_count(env, session, job):
+    if isinstance(work, Incoming) and (not work.arriving or needs_count(env, session, job)):
         incoming = work
-        every = (document for block in incoming.blocks for document in block)
-        work = session.plan(query, every, incoming.split, verbose=job.verbose)
+        work = session.plan_blocks(query, incoming.blocks, incoming.split, verbose=job.verbose)
         incoming.read(work)
     check_stats_path(job.stats_path)
     started = time.perf_counter()

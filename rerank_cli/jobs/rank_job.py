@@ -132,5 +132,6 @@ def run(env: Environment, job: RankJob) -> ExitCode:
             session.stats.skipped = report.skipped
 
         fmt = output_format(env, job.output)
-        incoming = Incoming(blocks(env, job, report), read=read)
+        arriving = "-" in job.inputs or not (job.arguments or job.inputs)  # stdin
+        incoming = Incoming(blocks(env, job, report), read=read, arriving=arriving)
         return execute(env, session, job.query, incoming, job, partial(emit, env), fmt)

@@ -138,9 +138,13 @@ def read_blocks(
     for chunk in pieces:
         head.append(chunk)
         size += len(chunk)
-        complete = (partial + chunk).split(b"\n")
-        partial = complete.pop()
-        sampled += sum(1 for line in complete if _sampled_line(line))
+        if sampled <= SAMPLE_LINES:  # counted only as far as detection looks
+            complete = (partial + chunk).split(b"\n")
+            partial = complete.pop()
+            for line in complete:
+                sampled += _sampled_line(line)
+                if sampled > SAMPLE_LINES:
+                    break
         detecting = options.format == "auto"
         if size >= HEAD_LIMIT or (
             size >= BINARY_WINDOW and (not detecting or sampled > SAMPLE_LINES)
