@@ -145,6 +145,11 @@ class DocumentStore(Sequence[Document]):
                 texts.append(text)
             index += 1
 
+    @property
+    def held(self) -> list[Document] | None:
+        """The documents as given, while they are held so (up to HOLD of them)."""
+        return self._held
+
     def keep_texts(self) -> None:
         """Hold each document's text from now on (the shared texts stop being whole-document
         texts: a plan that starts to split documents)."""

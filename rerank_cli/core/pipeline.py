@@ -220,6 +220,14 @@ def fold(work: Plan, scores: Sequence[float]) -> Sequence[Result]:
     """One result per document that had units, in input order; its best unit's score wins.
     Those of a whole-document plan are built when asked for (:class:`WholeResults`)."""
     if work.whole:
+        documents = work.documents
+        if isinstance(documents, DocumentStore):
+            documents = documents.held or ()
+        if documents or not work.positions:  # a few: built now, in input order
+            return [
+                Result(0, scores[position], document)
+                for document, position in zip(documents, work.positions, strict=True)
+            ]
         if len(scores) != len(work.texts):
             raise ValueError("one score per text")
         return WholeResults(work, scores)
@@ -387,20 +395,30 @@ class RankedDocuments(Sequence[Result]):
         for start in range(0, len(self.order), BUILT_AT_ONCE):
             yield from self._results(start, min(start + BUILT_AT_ONCE, len(self.order)), 1)
 
-    def _results(self, start: int, stop: int, step: int) -> list[Result]:
-        """The results of ranks ``start + 1`` … (``range(start, stop, step)``), built at once."""
+    def _results(self, start: int, stop: int, step: int) -> Ranking:
+        """The results of ranks ``start + 1`` … (``range(start, stop, step)``), built at once,
+        in input order (memory order: a quarter faster to build and write at 100,000), as a
+        :class:`Ranking` that knows them in input order too."""
         ranks = range(start, stop, step)
-        positions = [self.order[i] for i in ranks]
-        documents = self._documents
+        order, scores, documents = self.order, self._scores, self._documents
+        positions = [order[i] for i in ranks]
+        by_position = sorted(range(len(positions)), key=positions.__getitem__)
+        in_input_order = [positions[k] for k in by_position]
         built = (
-            documents.build(positions)
+            documents.build(in_input_order)
             if isinstance(documents, DocumentStore)
-            else [documents[p] for p in positions]
+            else [documents[p] for p in in_input_order]
         )
-        scores = self._scores
-        return [
-            Result(i + 1, scores[p], d) for i, p, d in zip(ranks, positions, built, strict=True)
+        by_input = [
+            Result(ranks[k] + 1, scores[p], d)
+            for k, p, d in zip(by_position, in_input_order, built, strict=True)
         ]
+        placed: list[Result] = [None] * len(by_input)  # type: ignore[list-item]  # all filled
+        for k, result in zip(by_position, by_input, strict=True):
+            placed[k] = result
+        ranking = Ranking(placed)
+        ranking.by_input = by_input
+        return ranking
 
 
 _input_order = attrgetter("document.index")

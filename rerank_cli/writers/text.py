@@ -14,7 +14,7 @@ T = TypeVar("T")
 _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-PIECE = 8192  # results written at a time by a writer whose results are built as it goes
+PIECE = 1 << 17  # results written at a time when they are built as the writer goes
 
 
 def write_jsonl(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
@@ -24,7 +24,7 @@ def write_jsonl(results: Sequence[Result], out: IO[bytes], options: WriteOptions
     # Built one at a time (a million-document ranking): written a piece at a time, so that
     # the output is never all in memory at once.
     for start in range(0, len(results), PIECE):
-        out.write(b"".join(map(_json_line, results[start : start + PIECE])))
+        out.write(b"".join(in_rank_order(results[start : start + PIECE], _json_line)))
 
 
 def write_json(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
@@ -42,11 +42,12 @@ def in_rank_order(results: Sequence[Result], make: Callable[[Result], T]) -> lis
     """``make`` of each result, in rank order; built in input order when the results say it
     (a :class:`Ranking`), for memory locality."""
     by_input = getattr(results, "by_input", ())
-    if len(by_input) != len(results):
+    if len(by_input) != len(results) or not results:
         return [make(r) for r in results]
+    first = results[0].rank  # a piece of a ranking starts past rank 1
     made: list[T] = [None] * len(results)  # type: ignore[list-item]  # every slot is filled
     for result in by_input:
-        made[result.rank - 1] = make(result)
+        made[result.rank - first] = make(result)
     return made
 
 
