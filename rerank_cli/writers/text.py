@@ -14,7 +14,7 @@ T = TypeVar("T")
 _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-PIECE = 1 << 17  # results written at a time when they are built as the writer goes
+PIECE = 8192  # results written at a time when they are built as the writer goes
 
 
 def write_jsonl(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
