@@ -2,7 +2,10 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# `.ci/run` sets EXTRAS=dev,ray,mcp so that the optional integrations are tested too.
+EXTRAS ?= dev
+comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: install test lint typecheck pytest demo bench fmt clean infinity-venv
 
@@ -11,12 +14,12 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 lint: install
-	$(BIN)/ruff format --check rerank_cli tests bench
-	$(BIN)/ruff check rerank_cli tests bench
+	$(BIN)/ruff format --check rerank_cli tests bench action
+	$(BIN)/ruff check rerank_cli tests bench action
 
 typecheck: install
 	$(BIN)/mypy
@@ -37,8 +40,8 @@ bench: install
 	$(BIN)/python -m bench
 
 fmt: install
-	$(BIN)/ruff format rerank_cli tests bench
-	$(BIN)/ruff check --fix rerank_cli tests bench
+	$(BIN)/ruff format rerank_cli tests bench action
+	$(BIN)/ruff check --fix rerank_cli tests bench action
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

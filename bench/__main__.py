@@ -10,8 +10,13 @@
    ``rerank batch``: 1,000 queries × 100 documents at 100 ms, batch 100, -j 8 (one run, ~14 s):
    a batch never spans two queries, so the batches are the sum over queries of
    ``ceil(documents / B)`` (here 1,000) and the ideal is ``ceil(batches / j) × latency`` (12.5 s).
-2. Start-up: ``rerank --version`` wall time ÷ ``python -c pass`` (the same interpreter),
-   medians of several runs taken alternately.
+2. Start-up (bench/start_up.py): ``rerank --version`` and ``rerank rank --help`` (P1), and a
+   one-liner against an instant loopback server (P1b), wall time ÷ ``python -c pass`` (the same
+   interpreter) and ÷ a plain httpx script, medians of several runs taken in turns.
+   Rate limits (bench/rate_limit.py): a server limited to 20 requests/s, driven with -j 16.
+   P2 and P3 (bench/grid.py): the whole process ÷ ideal for latency 10/100/300 ms × -j 1/4/16,
+   the naive baseline (plain httpx, one request at a time) and our speed-up over it; the
+   client's CPU per document against an instant server.
 3. Cached rerun: the whole CLI ranking 100,000 documents that are all in its score cache, ÷
    the floor: bench/floor.py, the plainest Python doing the same work (read the lines, hash
    each pair, one SQLite lookup, write the same JSON lines, byte for byte), timed alternately
@@ -61,7 +66,6 @@ BATCH = 100
 CONCURRENCY = 8
 LATENCY = 0.05
 THROUGHPUT_TARGET = 1.10
-STARTUP_TARGET = 3.0
 CACHED_TARGET = 1.0  # the whole CLI's cached rerun ÷ the floor's
 RUNS = 3  # throughput runs; the median counts
 STARTUP_RUNS = 15
@@ -117,9 +121,18 @@ def environment(**extra: str) -> dict[str, str]:
 class ServerProcess:
     """tests/server.py in a process of its own, so that it shares no interpreter with the CLI."""
 
-    def __init__(self, latency: float) -> None:
+    def __init__(self, latency: float, *options: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.server", "--port", "0", "--latency", str(latency)],
+            [
+                sys.executable,
+                "-m",
+                "tests.server",
+                "--port",
+                "0",
+                "--latency",
+                str(latency),
+                *options,
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
@@ -562,21 +575,7 @@ def memory() -> list[Row]:
     return rows
 
 
-# --- 2. start-up ---------------------------------------------------------------------------------
-
-
-def startup() -> Row:
-    commands = {"python": [sys.executable, "-c", "pass"], "rerank": [str(RERANK), "--version"]}
-    alternate(commands, environment(), 2)  # warm the file cache first
-    timings = alternate(commands, environment(), STARTUP_RUNS)
-    version, baseline = timings["rerank"].median, timings["python"].median
-    return Row(
-        "rerank --version ÷ python -c pass (alternately)",
-        f"{version * 1000:.0f} ms",
-        f"python {baseline * 1000:.0f} ms",
-        version / baseline,
-        f"≤ {STARTUP_TARGET:.0f}",
-    )
+# --- 2. start-up: bench/start_up.py -----------------------------------------------------------
 
 
 # --- --collector ---------------------------------------------------------------------------------
@@ -702,10 +701,18 @@ def main() -> int:
         f" {LATENCY * 1000:.0f} ms (and 100 ms where it says); medians of {RUNS} runs\n"
     )
     throughput_rows = throughput() + throughput_at_100ms() + batch_throughput()
-    rows = [*throughput_rows, startup()]
+    rows = list(throughput_rows)
     limits: list[float | None] = [
         THROUGHPUT_TARGET if row.target else None for row in throughput_rows
-    ] + [STARTUP_TARGET]
+    ]
+    # Rate limits (bench/rate_limit.py); start-up, P1 and P1b (bench/start_up.py).
+    from bench.grid import grid_rows
+    from bench.rate_limit import rate_limit_rows
+    from bench.start_up import start_up_rows
+
+    for row, limit in [*grid_rows(), *rate_limit_rows(), *start_up_rows()]:
+        rows.append(row)
+        limits.append(limit)
     try:
         from bench.bench_cache import bench_cached_rerun
     except ImportError:

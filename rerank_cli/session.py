@@ -405,13 +405,20 @@ class Reranker:
         on_progress: Progress | None = None,
         *,
         settings: Settings | None = None,
+        landed: dict[int, float] | None = None,
     ) -> Sequence[Result]:
         """Score a plan: the cache answers what it can, the engine the rest. Results come
-        back unranked, in input order."""
-        return self._run(self._score(query, work, settings or self.settings, on_progress))
+        back unranked, in input order. ``landed`` receives each text's score as it lands (so
+        that a run that fails part-way can show what it scored)."""
+        return self._run(self._score(query, work, settings or self.settings, on_progress, landed))
 
     async def _score(
-        self, query: str, work: pipeline.Plan, settings: Settings, on_progress: Progress | None
+        self,
+        query: str,
+        work: pipeline.Plan,
+        settings: Settings,
+        on_progress: Progress | None,
+        landed: dict[int, float] | None = None,
     ) -> Sequence[Result]:
         engine = self._stack(settings)
         if self._spec.capabilities.remote and work.texts:
@@ -422,8 +429,10 @@ class Reranker:
             if will_send:
                 await self._connect()  # start-up (the HTTP stack's imports): outside the clock
                 with self._waiting():
-                    return await pipeline.score_plan(query, work, engine, self.stats, on_progress)
-        return await pipeline.score_plan(query, work, engine, self.stats, on_progress)
+                    return await pipeline.score_plan(
+                        query, work, engine, self.stats, on_progress, landed
+                    )
+        return await pipeline.score_plan(query, work, engine, self.stats, on_progress, landed)
 
     def plan_and_score(
         self,

@@ -39,6 +39,7 @@ import math
 import re
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -136,6 +137,7 @@ class Fault:
     drop: bool = False
     truncate: bool = False
     rewrite: Rewrite | None = None
+    reset: bool = False  # with drop: close with a TCP RST (SO_LINGER 0), not a FIN
 
     @classmethod
     def error(
@@ -167,6 +169,12 @@ class Fault:
     def dropped(cls) -> Fault:
         """Close the connection after reading the request, without answering."""
         return cls(drop=True)
+
+    @classmethod
+    def reset_connection(cls) -> Fault:
+        """Read the request, then reset the connection (a TCP RST, as a crashed proxy or a
+        load balancer sends), without answering."""
+        return cls(drop=True, reset=True)
 
     @classmethod
     def malformed(cls) -> Fault:
@@ -272,6 +280,12 @@ class RerankServer:
       reranker prompt holds it (rerank_cli.tokens.QwenTokenizer with its lead), is a 400.
     - ``ssl_context`` (a server-side context with its certificate loaded): serve HTTPS; the
       handshake happens on each connection's thread.
+    - ``rate_limit``: rerank requests per second, as a token bucket of ``rate_burst`` requests
+      (None: one second's worth); over it → 429 with ``retry-after``/``retry-after-ms`` (until
+      the next request is allowed), the error body's ``retry_after_s``, and OpenAI's
+      ``x-ratelimit-{limit,remaining,reset}-requests`` (reset: until the bucket is full again),
+      which every rerank answer carries in this mode (unless ``rate_limit_headers`` is False);
+      ``throttled`` counts the 429s. None (the default): no limit.
     """
 
     def __init__(
@@ -297,6 +311,9 @@ class RerankServer:
         self.faults: deque[Fault] = deque()
         self.requests: list[RecordedRequest] = []
         self.billed_documents = 0
+        # Doctor modes (see scorer_for): scores that ignore the text, silent truncation.
+        self.ignore_text = False
+        self.truncate_tokens: int | None = None
         self.first_received: float | None = None  # time.monotonic() of the first rerank request
         self.last_answered: float | None = None  # … and of the last rerank answer sent
         self.in_flight = 0
@@ -312,6 +329,16 @@ class RerankServer:
         self._connection_count = 0
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        # Rate-limit mode (see the class docstring): the token bucket, filled when first used.
+        self.rate_limit: float | None = None
+        self.rate_burst: float | None = None
+        self.rate_limit_headers = True  # False: the 429s' Retry-After only, no x-ratelimit-*
+        self.throttled = 0
+        self.admitted = 0  # … and the requests it let through, the first and last at (monotonic)
+        self.first_admitted: float | None = None
+        self.last_admitted: float | None = None
+        self._tokens: float | None = None
+        self._tokens_at = 0.0
 
     # -- life cycle
 
@@ -475,9 +502,80 @@ class RerankServer:
                 "rerank_requests": sum(r.path == "/v1/rerank" for r in self.requests),
                 "billed_documents": self.billed_documents,
                 "max_in_flight": self.max_in_flight,
+                "throttled": self.throttled,
+                "admitted": self.admitted,
+                "first_admitted": self.first_admitted,
+                "last_admitted": self.last_admitted,
                 "first_received": self.first_received,
                 "last_answered": self.last_answered,
             }
+
+    # -- doctor modes: a broken server as `rerank doctor` must recognise it
+
+    def scorer_for(self, query: str) -> Callable[[str], float]:
+        """The scores this server gives: :func:`score`, unless a mode below is on.
+
+        - ``ignore_text``: every document scores 0.5 plus noise under 0.0001 (a hash of the
+          pair), whatever its text — a Qwen3-Reranker served without its prompt template.
+        - ``truncate_tokens = N``: each document is scored on its first N words only, with no
+          error — a server that cuts long documents silently (words stand for tokens here).
+        """
+        if self.ignore_text:
+            prefix = zlib.crc32(f"{query}\0".encode("utf-8", "surrogatepass"))
+
+            def constant(document: str) -> float:
+                tie = zlib.crc32(document.encode("utf-8", "surrogatepass"), prefix)
+                return 0.5 + 0.0001 * (tie / 2**32)
+
+            return constant
+        score_document = scorer(query)
+        limit = self.truncate_tokens
+        if limit is None:
+            return score_document
+        return lambda document: score_document(" ".join(document.split()[:limit]))
+
+    def _rate_limited(self) -> dict[str, str]:
+        """Rate-limit mode: take a token for one rerank request and return the rate-limit
+        headers of its answer, or raise the 429 (which takes none)."""
+        with self._lock:
+            rate = self.rate_limit
+            if rate is None or rate <= 0:
+                return {}
+            burst = max(1.0, self.rate_burst if self.rate_burst is not None else rate)
+            now = time.monotonic()
+            if self._tokens is None:
+                self._tokens = burst
+            else:
+                self._tokens = min(burst, self._tokens + (now - self._tokens_at) * rate)
+            self._tokens_at = now
+            allowed = self._tokens >= 1.0
+            if allowed:
+                self._tokens -= 1.0
+                self.admitted += 1
+                if self.first_admitted is None:
+                    self.first_admitted = now
+                self.last_admitted = now
+            else:
+                self.throttled += 1
+            tokens = self._tokens
+        headers = {
+            "x-ratelimit-limit-requests": f"{rate:g}",
+            "x-ratelimit-remaining-requests": str(math.floor(tokens)),
+            "x-ratelimit-reset-requests": f"{(burst - tokens) / rate:.3f}s",
+        }
+        if not self.rate_limit_headers:
+            headers = {}
+        if allowed:
+            return headers
+        wait = (1.0 - tokens) / rate
+        headers["retry-after"] = str(math.ceil(wait))
+        headers["retry-after-ms"] = str(math.ceil(wait * 1000))
+        raise _Answer(
+            429,
+            f"rate limited: {rate:g} requests per second",
+            headers=headers,
+            retry_after_s=round(wait, 3),
+        )
 
     def _bill(self, model: str, count: int) -> None:
         with self._lock:
@@ -549,6 +647,7 @@ class _Handler(BaseHTTPRequestHandler):
     def parse_request(self) -> bool:
         # The request line is in: the request has arrived (its latency counts from here).
         self.arrived = time.monotonic()
+        self.rate_headers: dict[str, str] = {}  # rate-limit mode: this request's headers
         return super().parse_request()
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -588,7 +687,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
+        for name, value in {**self.rate_headers, **(headers or {})}.items():
             self.send_header(name, value)
         self.end_headers()
         if truncate:
@@ -638,6 +737,11 @@ class _Handler(BaseHTTPRequestHandler):
             answer = _Answer(404, f"no route {request.path}", code="not_found")
             self._send(answer.status, answer.body)
             return
+        try:
+            self.rate_headers = app._rate_limited()
+        except _Answer as answer:  # over the rate limit: answered at once, and not in flight
+            self._send(answer.status, answer.body, answer.headers)
+            return
         app._enter()
         try:
             self._rerank(request)
@@ -655,6 +759,14 @@ class _Handler(BaseHTTPRequestHandler):
         app._sleep(fault.delay)
         if fault.drop:
             self.close_connection = True  # finish() closes the socket: no answer at all
+            if fault.reset:  # linger on, for 0 s: close() sends RST instead of FIN
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                # Closed here, the reading file first (the socket closes for real once it
+                # is): the server's own shutdown(SHUT_WR) would send a FIN ahead of the RST.
+                self.rfile.close()
+                self.connection.close()
             return
         if fault.status != 200:
             raise _Answer(
@@ -683,7 +795,7 @@ class _Handler(BaseHTTPRequestHandler):
                 f"too many documents: {len(documents)} > {app.max_documents} per request",
             )
         self._wait_until_warm(request.prefer_wait)
-        score_document = scorer(query)
+        score_document = app.scorer_for(query)
         scores = [score_document(document) for document in documents]
         results = sorted(
             ({"index": i, "relevance_score": s} for i, s in enumerate(scores)),
@@ -773,6 +885,12 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per rerank request")
     parser.add_argument("--api-key", default=None, help="the only key accepted (default: any)")
     parser.add_argument("--max-documents", type=int, default=None)
+    parser.add_argument(
+        "--rate-limit", type=float, default=None, help="rerank requests per second (token bucket)"
+    )
+    parser.add_argument(
+        "--rate-burst", type=float, default=None, help="the bucket's size (default: one second's)"
+    )
     args = parser.parse_args(None if argv is None else list(argv))
     # A request whose latency is up must not wait out another thread's 5 ms GIL slice.
     sys.setswitchinterval(0.001)
@@ -780,6 +898,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         api_key=args.api_key, latency=args.latency, host=args.host, port=args.port
     )
     server.max_documents = args.max_documents
+    server.rate_limit, server.rate_burst = args.rate_limit, args.rate_burst
     server.start()
     print(server.base_url, flush=True)
     try:

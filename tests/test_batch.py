@@ -181,6 +181,58 @@ def test_resume_redoes_only_a_torn_last_line(
     assert lines_of(out) == whole
 
 
+def blocks(data: bytes) -> dict[bytes, list[bytes]]:
+    """A TREC run's lines by qid, each query's lines in one contiguous block."""
+    found: dict[bytes, list[bytes]] = {}
+    last = None
+    for line in data.splitlines():
+        qid = line.split()[0]
+        assert qid == last or qid not in found, "a query written twice"
+        found.setdefault(qid, []).append(line)
+        last = qid
+    return found
+
+
+@pytest.mark.parametrize("cut", ["torn line", "whole lines", "none"])
+def test_resume_a_trec_run_redoes_its_last_query_only(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path, cut: str
+) -> None:
+    given = write_queries(tmp_path / "q.jsonl", many(6, documents=4))
+    out = tmp_path / "run.trec"
+    options = ("-o", "trec", "--out", str(out), "--no-cache", "-j", "1")
+    assert api_cli("batch", given, *options).exit_code == 0
+    whole = out.read_bytes()
+    lines = whole.splitlines(keepends=True)
+    last_qid = lines[-1].split()[0]
+    if cut == "torn line":  # the kill came in the middle of the last query's last line
+        out.write_bytes(whole[: -len(lines[-1]) // 2])
+    elif cut == "whole lines":  # ... or between two of its lines
+        out.write_bytes(b"".join(lines[:-2]))
+    before = len(server.rerank_requests)
+
+    again = api_cli("batch", given, *options, "--resume", "-v")
+    assert again.exit_code == 0, again.stderr
+    # A run cannot show that its last query is complete: that one, and only it, is redone.
+    redone = server.rerank_requests[before:]
+    assert [f"q{r.body['query'].split()[-1]}".encode() for r in redone] == [last_qid]
+    assert "5 done before (--resume)" in again.stderr
+    assert blocks(out.read_bytes()) == blocks(whole)
+
+
+def test_resume_refuses_a_trec_file_that_is_not_a_run(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    given = write_queries(tmp_path / "q.jsonl", many(2))
+    out = tmp_path / "notes.txt"
+    kept = b"my notes\nq0 Q0 0 1 0.5 rerank\n"
+    out.write_bytes(kept)
+    result = api_cli("batch", given, "-o", "trec", "--out", str(out), "--resume")
+    assert result.exit_code == 2
+    assert "notes.txt:1 is not a TREC run line" in result.stderr
+    assert out.read_bytes() == kept
+    assert server.rerank_requests == []
+
+
 def test_resume_takes_a_line_without_its_newline_as_torn(
     api_cli: RunCli, server: RerankServer, tmp_path: Path
 ) -> None:
@@ -326,15 +378,13 @@ def test_trec_output(api_cli: RunCli, server: RerankServer, tmp_path: Path) -> N
         assert len(line.split()) == 6
 
 
-def test_trec_refuses_ids_with_spaces_and_resume(
+def test_trec_refuses_ids_with_spaces_and_resume_needs_out(
     api_cli: RunCli, server: RerankServer, tmp_path: Path
 ) -> None:
     given = write_queries(tmp_path / "q.jsonl", [{"id": "a b", "query": "q", "documents": ["x"]}])
     result = api_cli("batch", given, "-o", "trec")
     assert result.exit_code == 2
     assert 'q.jsonl:1: id "a b"' in result.stderr
-    out = str(tmp_path / "o")
-    assert api_cli("batch", given, "-o", "trec", "--out", out, "--resume").exit_code == 2
     assert api_cli("batch", given, "--resume").exit_code == 2
     assert server.rerank_requests == []
 
@@ -611,17 +661,54 @@ def test_stats_record_what_makes_the_run_reproducible(
 def test_a_run_that_is_not_one_is_refused(tmp_path: Path) -> None:
     from rerank_cli.errors import InputError
     from rerank_cli.sources.corpus import read_run
+    from rerank_cli.sources.records import ReadReport
 
     for bad, message in {
-        b"q1 Q0 d1 1 2.0\n": "run:1: expected 'qid Q0 docid rank score tag' (6 fields), got 5",
-        b"q1 Q0 d1 1 nan x\n": "run:1: score 'nan' is not a finite number",
-        b"q1 Q0 d1 1 2 x\n\nq1 Q0 d1 2 1 x\n": "run:3: docid d1 named twice for query q1",
+        b"q1 Q0 d1 1 2.0\n": "run:1: not a TREC run line: expected 'qid Q0 docid rank score tag'",
+        b"q1 Q0 d1 1 nan x\n": "run:1: the score must be a finite number, got 'nan'",
+        b"q1 Q0 d1 1 2 x\n\nq1 Q0 d1 2 1 x\n": "run:3: 'd1' ranked twice for query 'q1'",
     }.items():
         with pytest.raises(InputError) as caught:
-            read_run(bad, "run")
-        assert message in caught.value.message
-    ordered = read_run(b"q 0 a 1 1 t\nq 0 c 2 1 t\nq 0 b 3 2 t\n", "run")["q"]
+            read_run(bad, "run", ReadReport())
+        assert message in str(caught.value)
+    ordered = read_run(b"q 0 a 1 1 t\nq 0 c 2 1 t\nq 0 b 3 2 t\n", "run", ReadReport())["q"]
     assert [c.docid for c in ordered] == ["b", "c", "a"]
+    assert [c.line for c in ordered] == [3, 2, 1]
+
+
+def test_depth_cuts_where_eval_orders_the_run(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    """Scores equal in single precision are a tie for trec_eval (docid descending): --depth 1
+    keeps the document ``rerank eval`` ranks first, not the one a double compare would."""
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_bytes(b'{"id": "a", "text": "alpha"}\n{"id": "b", "text": "beta"}\n')
+    run = tmp_path / "first.trec"
+    run.write_text("q Q0 a 1 0.99999997 bm25\nq Q0 b 2 0.99999994 bm25\n")
+    given = write_queries(tmp_path / "q.jsonl", [{"id": "q", "query": "alpha"}])
+    options = ("--corpus", str(corpus), "--id-field", "id", "--candidates", str(run))
+    result = api_cli("batch", given, *options, "--depth", "1")
+    assert result.exit_code == 0, result.stderr
+    assert [r["id"] for r in result.records()[0]["results"]] == ["b"]
+
+
+def test_candidates_may_be_a_batch_run(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_bytes(b"".join(
+        orjson.dumps({"id": f"d{n}", "text": f"text {n}"}) + b"\n" for n in range(4)
+    ))  # fmt: skip
+    first = tmp_path / "first.jsonl"
+    results = [
+        {"rank": n + 1, "index": 3 - n, "score": 3.0 - n, "id": f"d{3 - n}"} for n in range(4)
+    ]
+    first.write_bytes(orjson.dumps({"id": "q", "query": "x", "results": results}) + b"\n")
+    given = write_queries(tmp_path / "q.jsonl", [{"id": "q", "query": "text 1"}])
+    options = ("--corpus", str(corpus), "--id-field", "id", "--candidates", str(first))
+    result = api_cli("batch", given, *options, "--depth", "2")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(r["id"] for r in result.records()[0]["results"]) == ["d2", "d3"]
 
 
 def test_candidates_need_unique_corpus_ids(

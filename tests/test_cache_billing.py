@@ -94,6 +94,14 @@ def entries(db_path: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM scores").fetchone()[0])
 
 
+def stored_so_far(db_path: Path) -> int:
+    """The entries of a cache another process may still be creating (-1: not there yet)."""
+    try:
+        return entries(db_path) if db_path.exists() else -1
+    except sqlite3.OperationalError:  # no table yet, or locked past the timeout
+        return -1
+
+
 def warnings_in(result: CliResult) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.startswith("rerank: warning:")]
 
@@ -386,6 +394,13 @@ def test_a_killed_run_keeps_what_it_paid_for_and_the_rerun_pays_the_rest(
             (len(server.rerank_requests), server.in_flight) == (6, 2) or process.poll() is not None
         ),
         "four answered batches and two held ones",
+    )
+    # Answers are stored by a writer thread, each as it lands: under load the kill could come
+    # before the last commit, and that batch would be paid again (the crash-safety test bounds
+    # it). Here the kill waits for the four, to check that every answer is kept.
+    wait_for(
+        lambda: stored_so_far(db_path) == 20 or process.poll() is not None,
+        "the four answered batches stored",
     )
     assert process.poll() is None, process.communicate()
     process.send_signal(signal.SIGKILL)

@@ -425,7 +425,7 @@ def test_nobody_listening(cli: RunCli) -> None:
     ("fault", "reason"),
     [
         (Fault.malformed(), "invalid JSON"),
-        (Fault.nan_score(), "invalid JSON"),
+        (Fault.nan_score(), "has a non-finite score"),
         (Fault.missing_index(), "a result has no integer index"),
         (Fault.duplicate_index(), "appears twice"),
         (Fault.index_out_of_range(), "out of range for 40 documents"),

@@ -437,7 +437,7 @@ def test_unexpected_5xx_is_a_failure_not_a_refusal(server: RerankServer) -> None
     ("fault", "reason"),
     [
         (Fault.malformed(), "invalid JSON"),
-        (Fault.nan_score(), "invalid JSON"),
+        (Fault.nan_score(), "has a non-finite score"),
         (Fault.missing_index(), "no integer index"),
         (Fault.duplicate_index(), "appears twice"),
         (Fault.index_out_of_range(), "index 3 out of range for 3 documents"),

@@ -114,6 +114,27 @@ def test_the_command_shows_both_the_delta_and_p(cli: RunCli, tmp_path: Path) -> 
         assert figures["p"] == 1.0
 
 
+def test_per_query_shows_the_baseline_figures_of_each_paired_query(
+    cli: RunCli, tmp_path: Path
+) -> None:
+    qrels, run, baseline = files(tmp_path)
+    result = cli("eval", "--qrels", qrels, "--run", run, "--baseline", baseline, "--per-query")
+    assert result.exit_code == 0, result.stderr
+    record = orjson.loads(result.stdout)
+    on_its_own = cli("eval", "--qrels", qrels, "--run", baseline, "--per-query")
+    assert record["baseline"]["per_query"] == orjson.loads(on_its_own.stdout)["per_query"]
+    assert "per_query" not in orjson.loads(cli("eval", "--qrels", qrels, "--run", run,
+        "--baseline", baseline).stdout)["baseline"]  # fmt: skip
+    table = cli("eval", "--qrels", qrels, "--run", run, "--baseline", baseline, "--per-query",
+        "-o", "table").stdout.decode()  # fmt: skip
+    deltas = table.split("Δ vs baseline")[1].splitlines()[1:]
+    assert len(deltas) == 30
+    first = next(iter(record["metrics"]))  # the table's columns are the JSON's metrics
+    change = record["per_query"]["q0"][first] - record["baseline"]["per_query"]["q0"][first]
+    assert change > 0.4
+    assert deltas[0].split()[:2] == ["q0", f"{change:+.4f}"]
+
+
 def test_the_table_names_the_test(cli: RunCli, tmp_path: Path) -> None:
     qrels, run, baseline = files(tmp_path)
     result = cli("eval", "--qrels", qrels, "--run", run, "--baseline", baseline, "-o", "table")

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from tests.conftest import RunCli
+from tests.server import RerankServer
 
 CORPUS = [
     {"_id": "d1", "title": "Cats", "text": "Cats purr and sleep all day."},
@@ -130,6 +131,34 @@ def test_against_the_loopback_server(api_cli: RunCli, cli: RunCli, tmp_path: Pat
     assert sorted(saved_run(out)) == ["q1", "q2", "q3"]
 
 
+def test_dry_run_prices_the_reranking_and_sends_nothing(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    dataset = beir_folder(tmp_path / "beir")
+    out = tmp_path / "reranked.trec"
+    result = api_cli("eval", "--dataset", str(dataset), "--dry-run", "--save-run", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == b""
+    judged = len(QRELS)  # every judged document of the 3 judged queries, each pair once
+    assert f"dry run: 3 queries; {judged} documents" in result.stderr
+    assert server.rerank_requests == []
+    assert not out.exists()
+
+
+def test_stats_record_the_reranking_for_reproducing_it(
+    api_cli: RunCli, server: RerankServer, tmp_path: Path
+) -> None:
+    dataset = beir_folder(tmp_path / "beir")
+    stats = tmp_path / "stats.json"
+    result = api_cli("eval", "--dataset", str(dataset), "--stats", str(stats), "--no-cache")
+    assert result.exit_code == 0, result.stderr
+    assert orjson.loads(result.stdout)["queries"] == 3
+    record = orjson.loads(stats.read_bytes())
+    assert record["ranked"] == 3
+    assert record["documents"] == sum(len(r.body["documents"]) for r in server.rerank_requests)
+    assert record["run"]["model"] == server.rerank_requests[0].body["model"]
+
+
 def test_dataset_problems(cli: RunCli, tmp_path: Path) -> None:
     dataset = beir_folder(tmp_path / "beir")
     run = tmp_path / "r.trec"
@@ -143,6 +172,8 @@ def test_dataset_problems(cli: RunCli, tmp_path: Path) -> None:
         (["--qrels", qrels, "--run", str(run), "--save-run", "x"], "--save-run needs --dataset"),
         (["--qrels", qrels, "--run", str(run), "--engine", "lexical"], "--engine needs --dataset"),
         (["--qrels", qrels], "--dataset DIR"),
+        (["--qrels", qrels, "--run", str(run), "--dry-run"], "--dry-run needs --dataset"),
+        (["--qrels", qrels, "--run", str(run), "--stats", "-"], "--stats needs --dataset"),
     ]
     for args, message in cases:
         result = cli("eval", *args, *lexical[: 2 if "--dataset" in args else 0])

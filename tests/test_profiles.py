@@ -87,6 +87,7 @@ def test_instruction_fields_per_profile() -> None:
         "dashscope": ("instruct", "field"),
         "together": (None, "none"),
         "novita": (None, "none"),
+        "llamacpp": (None, "query"),  # the GGUF's rerank template fills {query} only
     }
 
 
@@ -123,6 +124,7 @@ def test_urls() -> None:
         "dashscope": "https://dashscope.aliyuncs.com/compatible-api/v1/reranks",
         "together": "https://api.together.xyz/v1/rerank",
         "novita": "https://api.novita.ai/openai/v1/rerank",
+        "llamacpp": "http://127.0.0.1:8080/v1/rerank",
     }
 
 
@@ -145,6 +147,7 @@ def test_documented_limits() -> None:
     assert limits["cohere"] == (1000, 4096, None, None)
     assert limits["tei"] == (32, None, None, None)
     assert limits["infinity"] == (2048, None, None, None)
+    assert limits["llamacpp"] == (None, None, 512, None)  # llama-server's --ubatch-size default
     for name, profile in BUILTIN.items():
         if None in limits[name]:
             assert profile.notes, f"{name}: unknown limits must be explained in notes"
@@ -252,8 +255,9 @@ def test_find_key_takes_the_first_set_variable_and_says_which() -> None:
 
 def test_local_servers_need_no_key() -> None:
     local = {name for name, p in BUILTIN.items() if not p.key_required}
-    assert local == {"vllm", "tei", "infinity"}
-    assert all(BUILTIN[name].base_url.startswith("http://localhost:") for name in local)
+    assert local == {"vllm", "tei", "infinity", "llamacpp"}
+    loopback = ("http://localhost:", "http://127.0.0.1:")
+    assert all(BUILTIN[name].base_url.startswith(loopback) for name in local)
 
 
 def test_tokenizer_family() -> None:

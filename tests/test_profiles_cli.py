@@ -121,6 +121,15 @@ DIALECTS = [
         _plain,
         extra_models=("jina-reranker-v2-base-multilingual",),
     ),
+    Dialect(  # llama-server --rerank: one model, whatever the request names
+        "llamacpp",
+        "LLAMA_API_KEY",
+        lambda s: s.base_url,
+        "/v1/rerank",
+        lambda m: {**_plain(m), "query": INSTRUCTED},
+        query_sent=INSTRUCTED,
+        model_required=False,
+    ),
 ]
 
 

@@ -129,14 +129,30 @@ def reference_lines(data: bytes, name: str, report: ReadReport) -> list[tuple[st
     out = []
     for number, raw in split_lines(data.removeprefix(b"\xef\xbb\xbf")):
         body = raw.removesuffix(b"\n").removesuffix(b"\r") if raw.endswith(b"\n") else raw
-        if body.strip():
+        if body.decode("utf-8", "replace").strip():  # blank: Unicode whitespace too
             out.append((report.decode(body, name), raw, number))
     return out
 
 
 LINE_BYTES = st.lists(
     st.sampled_from(
-        [b"a", b"\xc3\xa9", b" ", b"\t", b"\r", b"\n", b"\r\n", b"\xff", b"\x0b", b"\xef\xbb\xbf"]
+        [
+            b"a",
+            b"\xc3\xa9",
+            b" ",
+            b"\t",
+            b"\r",
+            b"\n",
+            b"\r\n",
+            b"\xff",
+            b"\x0b",
+            b"\xef\xbb\xbf",
+            b"\x1c",
+            b"\xc2\xa0",
+            b"\xc2",
+            b"\xe3\x80\x80",
+            b"\xe2\x80",
+        ]  # with whitespace bytes.strip() leaves (and cut ones)
     ),
     max_size=40,
 ).map(b"".join)

@@ -79,9 +79,15 @@ def test_integer_scores_are_accepted_as_floats() -> None:
     ("body", "reason"),
     [
         (b'{"results": [', "invalid JSON"),
-        (b'{"results": [{"index": 0, "relevance_score": NaN}]}', "invalid JSON"),
-        (b'{"results": [{"index": 0, "relevance_score": Infinity}]}', "invalid JSON"),
-        (b'{"results": [{"index": 0, "relevance_score": 1e999}]}', "invalid JSON"),
+        (b'{"results": [{"index": 0, "relevance_score": NaN}]}', "index 0 has a non-finite score"),
+        (
+            b'{"results": [{"index": 0, "relevance_score": Infinity}]}',
+            "index 0 has a non-finite score",
+        ),
+        (
+            b'{"results": [{"index": 0, "relevance_score": 1e999}]}',
+            "index 0 has a non-finite score",
+        ),
         (b'{"scores": [0.5]}', "no results list"),
         (b'"ok"', "no results list"),
         (b'{"results": [0.5]}', "not an object"),

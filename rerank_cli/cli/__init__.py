@@ -27,6 +27,8 @@ SUBCOMMANDS = frozenset(
         "profiles",
         "tasks",
         "completion",
+        "doctor",
+        "mcp",
     }
 )
 ROOT_OPTIONS = frozenset({"--help", "-h"})
@@ -119,6 +121,13 @@ def main(argv: Sequence[str] | None = None, environment: Environment | None = No
         stderr = environment.stderr if environment else sys.stderr
         stderr.write(f"rerank: error: {refused}\n")
         return 2
+    # `import httpx` also imports httpx's own command line (httpx._main) whenever click is
+    # installed, and with it rich's console, progress, syntax and table and pygments' lexers:
+    # ~50-90 ms of start-up for a command line this process never runs. None in sys.modules
+    # makes that one import fail, and httpx carries on as it does without click (its `main` a
+    # stub). An httpx already imported (tests, a host program) is left as it is.
+    if "httpx" not in sys.modules:
+        sys.modules["httpx._main"] = None  # type: ignore[assignment]
     from rerank_cli import collector
     from rerank_cli.cli.app import run
 

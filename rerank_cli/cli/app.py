@@ -18,35 +18,31 @@ from typer._click.exceptions import UsageError as ClickUsageError
 from typer.exceptions import Abort
 
 from rerank_cli import __version__
-from rerank_cli.cli import account as account_cmd
-from rerank_cli.cli import batch as batch_cmd
-from rerank_cli.cli import cache as cache_cmd
 from rerank_cli.cli import completion as completion_cmd
-from rerank_cli.cli import config as config_cmd
-from rerank_cli.cli import eval as eval_cmd
-from rerank_cli.cli import files as files_cmd
-from rerank_cli.cli import models as models_cmd
-from rerank_cli.cli import profiles as profiles_cmd
 from rerank_cli.cli import rank as rank_cmd
-from rerank_cli.cli import tasks as tasks_cmd
 from rerank_cli.cli import usage
 from rerank_cli.errors import ExitCode, NothingToShow, OutputClosed, RerankError, UsageError
 from rerank_cli.redact import redact
 from rerank_cli.terminal import Environment
 
-app = typer.Typer(
-    name="rerank",
-    help="Rank documents by relevance to a query with any /v1/rerank API.\n\n"
-    "`rerank QUERY [DOCUMENT …]` is short for `rerank rank QUERY [DOCUMENT …]`: "
-    "`rerank rank -h` lists its options. For a query that is a command's name, write "
-    "`rerank -- files …` or `rerank rank files …`.",
-    epilog=rank_cmd.EXAMPLES,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+# The subcommands, in the order help lists them: name → (module in rerank_cli.cli, its command
+# function, or None for a Typer group the module calls ``app``; whether its EXAMPLES are its
+# epilog). SUBCOMMANDS (cli/__init__.py) names the same ones (tests/test_cli_input.py).
+COMMANDS: dict[str, tuple[str, str | None, bool]] = {
+    "rank": ("rank", "rank", True),
+    "files": ("files", "files", True),
+    "batch": ("batch", "batch", True),
+    "eval": ("eval", "evaluate", True),
+    "doctor": ("doctor", "doctor", True),
+    "models": ("models", "models", False),
+    "account": ("account", "account", False),
+    "profiles": ("profiles", "profiles", False),
+    "tasks": ("tasks", "tasks", False),
+    "completion": ("completion", "completion", False),
+    "mcp": ("mcp_command", "mcp", True),
+    "config": ("config", None, False),
+    "cache": ("cache", None, False),
+}
 
 
 def _version(value: bool) -> None:
@@ -55,7 +51,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     version: bool = typer.Option(
         False, "--version", "-V", callback=_version, is_eager=True, help="Show the version."
@@ -64,17 +59,44 @@ def root(
     """Rank documents by relevance to a query with any /v1/rerank API."""
 
 
-app.command("rank", epilog=rank_cmd.EXAMPLES)(rank_cmd.rank)
-app.command("files", epilog=files_cmd.EXAMPLES)(files_cmd.files)
-app.command("batch", epilog=batch_cmd.EXAMPLES)(batch_cmd.batch)
-app.command("eval", epilog=eval_cmd.EXAMPLES)(eval_cmd.evaluate)
-app.command("models")(models_cmd.models)
-app.command("account")(account_cmd.account)
-app.command("profiles")(profiles_cmd.profiles)
-app.command("tasks")(tasks_cmd.tasks)
-app.command("completion")(completion_cmd.completion)
-app.add_typer(config_cmd.app, name="config")
-app.add_typer(cache_cmd.app, name="cache")
+def build_app(only: str | None = None) -> typer.Typer:
+    """The Typer app with every subcommand, or with ``only`` that one: a run of one subcommand
+    then neither imports the others' modules nor builds their click commands (~a third of
+    ``rerank rank``'s start-up). The root's help and shell completion need them all.
+    tests/test_cli_app.py checks that a subcommand says the same either way."""
+    import importlib
+
+    app = typer.Typer(
+        name="rerank",
+        help="Rank documents by relevance to a query with any /v1/rerank API.\n\n"
+        "`rerank QUERY [DOCUMENT …]` is short for `rerank rank QUERY [DOCUMENT …]`: "
+        "`rerank rank -h` lists its options. For a query that is a command's name, write "
+        "`rerank -- files …` or `rerank rank files …`.",
+        epilog=rank_cmd.EXAMPLES,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode="markdown",
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(root)
+    for name, (module_name, function, examples) in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        module = importlib.import_module(f"rerank_cli.cli.{module_name}")
+        if function is None:
+            app.add_typer(module.app, name=name)
+        elif examples:
+            app.command(name, epilog=module.EXAMPLES)(getattr(module, function))
+        else:
+            app.command(name)(getattr(module, function))
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # the whole app, for whoever asks for it by name (tests)
+        return build_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run(
@@ -85,10 +107,12 @@ def run(
     env = environment or Environment.from_system()
     env = replace(env, stdout=cast("IO[bytes]", Output(env.stdout)))
     given: dict[str, Any] = {}  # the parameters the command was called with (-q among them)
-    command = typer.main.get_command(app)
+    completing = completion_cmd.COMPLETE_VAR in os.environ
+    only = args[0] if args and args[0] in COMMANDS and not completing else None
+    command = typer.main.get_command(build_app(only))
     usage.reword(command)
     _remember_parameters(command, given)
-    if completion_cmd.COMPLETE_VAR in os.environ:  # the shell asks for completions
+    if completing:  # the shell asks for completions
         completion_cmd.prepare_request(os.environ)
     try:
         code = command.main(args=list(args), prog_name="rerank", obj=env, standalone_mode=False)

@@ -67,7 +67,8 @@ def batch(
     candidates: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
-            help="A TREC run (qid Q0 docid rank score tag): rerank only the --corpus ids it "
+            help="A TREC run (qid Q0 docid rank score tag) or batch output: rerank only the "
+            "--corpus ids it "
             "names for each query, its top --depth by score (ties: docid descending, as "
             "trec_eval).",
             metavar="RUN",
@@ -145,7 +146,7 @@ def batch(
         bool,
         typer.Option(
             help="With --out: skip the queries complete in FILE; redo a torn last line and "
-            "failed queries.",
+            "failed queries (-o trec: the last query in FILE is always redone).",
             rich_help_panel=OUTPUT,
         ),
     ] = False,

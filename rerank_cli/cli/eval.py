@@ -7,7 +7,15 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from rerank_cli.cli.options import INPUT, OUTPUT, VerboseOpt, YesOpt, setting_options
+from rerank_cli.cli.options import (
+    INPUT,
+    OUTPUT,
+    DryRunOpt,
+    StatsOpt,
+    VerboseOpt,
+    YesOpt,
+    setting_options,
+)
 
 EXAMPLES = """**Examples**
 
@@ -143,7 +151,9 @@ def evaluate(
     min_mrr: Annotated[Optional[float], _minimum("MRR")] = None,  # noqa: UP045
     min_recall: Annotated[Optional[float], _minimum("Recall")] = None,  # noqa: UP045
     verbose: VerboseOpt = False,
+    dry_run: DryRunOpt = False,
     yes: YesOpt = False,
+    stats: StatsOpt = None,
     **settings: Any,
 ) -> None:
     """Score a run against relevance judgements with trec_eval's metrics: nDCG@k, MRR@k,
@@ -157,9 +167,18 @@ def evaluate(
     if dataset is not None:
         from rerank_cli.settings import load
 
-        options = JobOptions(settings=load(ctx.obj.env, settings), verbose=verbose, yes=yes)
+        options = JobOptions(
+            settings=load(ctx.obj.env, settings),
+            verbose=verbose,
+            yes=yes,
+            dry_run=dry_run,
+            stats_path=stats,
+        )
     else:
-        given = [name for name, value in settings.items() if value not in (None, False)]
+        reranking = {"dry_run": dry_run, "stats": stats}
+        given = [
+            name for name, value in {**reranking, **settings}.items() if value not in (None, False)
+        ]
         if given:
             flag = "--" + given[0].replace("_", "-")
             raise UsageError(f"{flag} needs --dataset DIR: without it, eval ranks nothing")

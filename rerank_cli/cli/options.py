@@ -84,6 +84,14 @@ QuietOpt = Annotated[
     _out("--quiet", "-q", help="Print no results; the exit code tells (0 results, 1 none)."),
 ]
 VerboseOpt = Annotated[bool, _out("--verbose", "-v", help="A summary on stderr at the end.")]
+PartialOpt = Annotated[
+    bool,
+    _out(
+        "--partial",
+        help="When the API fails part-way, print what was scored, then the rest marked "
+        "unscored (plain: left out); still exits with the error's code.",
+    ),
+]
 ColorOpt = Annotated[Color, _out("--color", help="Colour (NO_COLOR is honoured).")]
 DryRunOpt = Annotated[
     bool,
@@ -256,4 +264,5 @@ def job_options(ctx: typer.Context, params: Mapping[str, Any]) -> dict[str, Any]
         "dry_run": params["dry_run"],
         "stats_path": params["stats"],
         "yes": params["yes"],
+        "partial": params.get("partial", False),  # rank and files
     }

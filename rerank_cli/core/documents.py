@@ -60,6 +60,9 @@ class Result:
     document: Document
     chunk: Chunk | None = None
     chunks_scored: int = 1
+    # False only in the output of a failed run with --partial: a document the run did not get
+    # to score (its rank and score mean nothing; writers print them as unscored).
+    scored: bool = True
 
 
 class DocumentStore(Sequence[Document]):

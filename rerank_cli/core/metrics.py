@@ -191,6 +191,8 @@ class Comparison:
     baseline: dict[str, float]
     delta: dict[str, float]
     p_value: dict[str, float]
+    # qid → the baseline's figures, for the paired queries (the run's are the evaluation's).
+    baseline_per_query: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 TEST_NAME = "paired randomization test (Fisher), two-sided"
@@ -211,4 +213,5 @@ def compare(evaluation: Evaluation, baseline: Evaluation) -> Comparison:
         base_mean[name] = math.fsum(theirs) / count if count else 0.0
         delta[name] = run_mean[name] - base_mean[name]
         p_value[name] = randomization_test(mine, theirs)
-    return Comparison(queries, run_mean, base_mean, delta, p_value)
+    paired = {qid: baseline.per_query[qid] for qid in queries}
+    return Comparison(queries, run_mean, base_mean, delta, p_value, paired)

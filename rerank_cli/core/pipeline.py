@@ -250,19 +250,26 @@ async def score_plan(
     engine: Engine,
     stats: Stats,
     on_progress: Callable[[int, int], None] | None = None,
+    landed: dict[int, float] | None = None,
 ) -> Sequence[Result]:
+    """Score the plan's texts and fold them into one result per document. ``landed``, if
+    given, receives each text's score (by its position in ``work.texts``) as its batch lands:
+    what a run that fails part-way has scored (see :func:`partial`)."""
     started = time.perf_counter()
     stats.texts += work.unit_count
     stats.unique += len(work.texts)
     total = len(work.texts)
     on_scores: ScoreCallback | None = None
-    if on_progress is not None:
+    if on_progress is not None or landed is not None:
         done = 0
 
-        def on_scores(positions: Sequence[int], _: Sequence[float]) -> None:
+        def on_scores(positions: Sequence[int], values: Sequence[float]) -> None:
             nonlocal done
-            done += len(positions)
-            on_progress(done, total)
+            if landed is not None:
+                landed.update(zip(positions, values, strict=True))
+            if on_progress is not None:
+                done += len(positions)
+                on_progress(done, total)
 
     try:
         scores = await engine.score(query, work.texts, on_scores) if work.texts else []
@@ -323,6 +330,24 @@ def rank_results(results: Sequence[Result], filters: Filters | None = None) -> R
             by_input = [r for r in by_input if r.rank <= kept]
     ordered.by_input = by_input
     return ordered
+
+
+def partial(work: Plan, landed: dict[int, float], filters: Filters | None = None) -> list[Result]:
+    """What a run that failed part-way can show (``--partial``): the documents whose every
+    text was scored, ranked and filtered as :func:`rank` does, then every other document, in
+    input order, marked unscored (``scored`` False; -k and -s do not apply to them, since any
+    of them might belong at the top)."""
+    nan = float("nan")
+    scores = [landed.get(position, nan) for position in range(len(work.texts))]
+    # Documents (by number) with a text not scored: a chunk left out would make a lower bound
+    # of the score, not the score.
+    unfinished = {number for number, _, p in work.units if p not in landed}
+    folded = list(fold(work, scores))  # one result per document with texts, in input order
+    done = rank_results([r for r in folded if r.document.index not in unfinished], filters)
+    left = [
+        Result(0, nan, r.document, scored=False) for r in folded if r.document.index in unfinished
+    ]
+    return [*done, *left]
 
 
 BUILT_AT_ONCE = 4096  # results built together when a ranking is iterated

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -119,8 +119,6 @@ class Tally:
 def check_options(job: BatchJob, fmt: str) -> None:
     if job.resume and job.out is None:
         raise UsageError("--resume needs --out FILE: the file it resumes")
-    if job.resume and fmt == "trec":
-        raise UsageError("--resume works with -o jsonl (a TREC run has no line per query)")
     if job.out is not None and job.out == job.input:
         raise UsageError("--out must not be the input file")
     if job.candidates is not None and job.corpus is None:
@@ -137,12 +135,13 @@ def run(env: Environment, job: BatchJob) -> ExitCode:
     execution.check_stats_path(job.stats_path)
     with open_session(env, job) as session:
         report = ReadReport(on_warning=env.warn)
-        shared = shared_documents(env, job, report)
-        if job.input_data is not None:
-            name, data = job.input, job.input_data
-        else:
-            name, data = read_input(env, job.input)
-        queries = read_queries(data, name, job.read_options, report, shared)
+        with execution.said_if_interrupted(env, session):  # a pipe or FIFO that never closes
+            shared = shared_documents(env, job, report)
+            if job.input_data is not None:
+                name, data = job.input, job.input_data
+            else:
+                name, data = read_input(env, job.input)
+            queries = read_queries(data, name, job.read_options, report, shared)
         if job.candidates is not None:
             empty = sum(not query.documents for query in queries)
             if empty:
@@ -163,9 +162,13 @@ def run(env: Environment, job: BatchJob) -> ExitCode:
             queries = mine
         kept: Resumed | None = None
         if job.resume and job.out is not None:
-            kept = scan_output(Path(job.out))
             before = len(queries)
-            queries = [q for q in queries if q.key not in kept.done]
+            if fmt == "trec":
+                kept = scan_trec_output(Path(job.out))
+                queries = [q for q in queries if runs.trec_id(q.id).encode() not in kept.done]
+            else:
+                kept = scan_output(Path(job.out))
+                queries = [q for q in queries if q.key not in kept.done]
             tally.resumed = before - len(queries)
         groups = plan_groups(session, queries)
         return _run(env, session, job, fmt, groups, tally, kept)
@@ -184,7 +187,7 @@ def shared_documents(env: Environment, job: BatchJob, report: ReadReport) -> Sha
         return lambda query_id, line: (corpus.copies(), None)
     else:
         run_name, run_data = read_input(env, job.candidates)
-        run = read_run(run_data, run_name)
+        run = read_run(run_data, run_name, report)
     depth: int | None = job.depth
     if depth is None and job.candidates_run is None:
         depth = DEFAULT_DEPTH  # given candidates (eval --dataset's judged documents): all
@@ -403,58 +406,80 @@ def rank_all(
     tally: Tally,
     write: Callable[[bytes], None],
 ) -> None:
-    """Score the groups concurrently — a few threads, each waiting on the session's one loop;
-    the HTTP concurrency stays the session's ``-j`` — and write each query as it completes."""
+    """Score the groups concurrently (:func:`score_groups`) and write each query as it
+    completes."""
     from rerank_cli.terminal import progress_bar
 
     if not groups:
         return
     total = sum(len(group.lines) for group in groups)
-    workers = min(len(groups), max(4, 2 * job.settings.concurrency))
+    scoring = score_groups(session, groups, job.filters)
+    with closing(scoring), progress_bar(env, enabled=total > 1) as on_progress:
+        for group, outcome in scoring:
+            if isinstance(outcome, ApiError):
+                error = outcome
+                for line in group.lines:
+                    if fmt == "jsonl":  # a TREC run has no place for it
+                        code = int(error.exit_code)
+                        write(
+                            runs.error_line(line.id, line.query, code, error.message, error.status)
+                        )
+                    env.warn(f"query {line.key.decode()}: {error.message}")
+                tally.failed += len(group.lines)
+                if isinstance(error, ApiRefused):
+                    tally.refused += len(group.lines)
+                if job.fail_fast or stops_run(error):
+                    raise error
+            else:
+                for line, results in outcome:
+                    if fmt == "trec":
+                        write(runs.trec_lines(line.id, results))
+                    else:
+                        write(runs.query_line(line.id, line.query, results, job.with_text))
+                tally.done += len(outcome)
+            if on_progress is not None:
+                on_progress(tally.done + tally.failed, total)
+
+
+Ranked = list[tuple[Query, list[Result]]]
+
+
+def stops_run(error: ApiError) -> bool:
+    """A rejected key (401) or an empty account (402) fails every query alike: the run stops
+    at the first, --fail-fast or not."""
+    return error.status in (401, 402)
+
+
+def score_groups(
+    session: Reranker, groups: list[Group], filters: pipeline.Filters
+) -> Generator[tuple[Group, Ranked | ApiError], None, None]:
+    """Score the groups concurrently — a few threads, each waiting on the session's one loop;
+    the HTTP concurrency stays the session's ``-j`` — and yield each group as it completes,
+    with its lines ranked (:func:`score_group`) or the :class:`ApiError` that failed it.
+    Closing the generator early cancels the groups not started."""
+    if not groups:
+        return
+    workers = min(len(groups), max(4, 2 * session.settings.concurrency))
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rerank-batch")
     try:
-        with progress_bar(env, enabled=total > 1) as on_progress:
-            running: dict[Future[list[tuple[Query, list[Result]]]], Group] = {
-                pool.submit(score_group, session, group, job.filters): group for group in groups
-            }
-            while running:
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    group = running.pop(future)
-                    try:
-                        ranked = future.result()
-                    except ApiError as error:
-                        for line in group.lines:
-                            if fmt == "jsonl":  # a TREC run has no place for it
-                                code = int(error.exit_code)
-                                write(
-                                    runs.error_line(
-                                        line.id, line.query, code, error.message, error.status
-                                    )
-                                )
-                            env.warn(f"query {line.key.decode()}: {error.message}")
-                        tally.failed += len(group.lines)
-                        if isinstance(error, ApiRefused):
-                            tally.refused += len(group.lines)
-                        # A rejected key or an empty account fails every query alike: stop.
-                        if job.fail_fast or error.status in (401, 402):
-                            raise
-                    else:
-                        for line, results in ranked:
-                            if fmt == "trec":
-                                write(runs.trec_lines(line.id, results))
-                            else:
-                                write(runs.query_line(line.id, line.query, results, job.with_text))
-                        tally.done += len(ranked)
-                    if on_progress is not None:
-                        on_progress(tally.done + tally.failed, total)
+        running: dict[Future[Ranked], Group] = {
+            pool.submit(score_group, session, group, filters): group for group in groups
+        }
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                group = running.pop(future)
+                try:
+                    ranked = future.result()
+                except ApiError as error:
+                    yield group, error
+                else:
+                    yield group, ranked
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def score_group(
-    session: Reranker, group: Group, filters: pipeline.Filters
-) -> list[tuple[Query, list[Result]]]:
+def score_group(session: Reranker, group: Group, filters: pipeline.Filters) -> Ranked:
     """Score a group's plan on the session, then rank each of its lines on its own documents
     (indexes from 0 within the line, as ``rerank rank`` numbers them)."""
     assert group.work is not None
@@ -485,6 +510,8 @@ class Resumed:
     done: set[bytes] = field(default_factory=set)
     keep: list[bytes] = field(default_factory=list)
     clean: bool = True
+    # A TREC run is cut, not rewritten: its first ``length`` bytes are kept.
+    length: int | None = None
 
 
 def scan_output(path: Path) -> Resumed:
@@ -517,6 +544,42 @@ def scan_output(path: Path) -> Resumed:
     return found
 
 
+def scan_trec_output(path: Path) -> Resumed:
+    """Read a TREC run --out for --resume. A query's lines are written together, so only the
+    last block can be torn, yet nothing in a run says how many lines a query has: the last
+    query written is always done again (its block is cut off), the ones before are kept. A
+    line that is not ``qid Q0 docid rank score tag`` before the end means the file is not
+    this command's run: refused rather than cut."""
+    found = Resumed(length=0)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return found
+    except OSError as error:
+        raise UsageError(f"cannot read --out file {path}: {error.strerror}") from None
+    lines = data.splitlines(keepends=True)
+    offset = 0
+    block: bytes | None = None  # the qid of the block being read
+    block_start = 0
+    for number, line in enumerate(lines, 1):
+        fields = line.split()
+        whole = line.endswith(b"\n") and len(fields) == 6 and fields[1] == b"Q0"
+        if not whole:
+            if number == len(lines):  # a torn last line
+                break
+            raise UsageError(
+                f"--out file {path}:{number} is not a TREC run line (qid Q0 docid rank score "
+                "tag): not resuming into it"
+            )
+        if fields[0] != block:
+            if block is not None:
+                found.done.add(block)
+            block, block_start = fields[0], offset
+        offset += len(line)
+    found.length = block_start if block is not None else 0
+    return found
+
+
 @contextmanager
 def open_output(
     env: Environment, job: BatchJob, kept: Resumed | None
@@ -536,7 +599,10 @@ def open_output(
         return
     path = Path(job.out)
     try:
-        if kept is not None and not kept.clean:
+        if kept is not None and kept.length is not None:
+            if path.exists():
+                os.truncate(path, kept.length)
+        elif kept is not None and not kept.clean:
             replace_file(path, b"".join(kept.keep))
         stream: IO[bytes] = open(path, "ab" if kept is not None else "wb", buffering=0)  # noqa: SIM115
     except OSError as error:

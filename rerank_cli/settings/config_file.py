@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -56,6 +55,8 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def save(path: Path, table: Mapping[str, Any]) -> None:
+    import tempfile
+
     import tomli_w
 
     path.parent.mkdir(parents=True, exist_ok=True)

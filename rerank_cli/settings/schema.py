@@ -163,7 +163,8 @@ class Settings:
         panel=MODEL,
         metavar="NAME",
         help="Provider profile: gigarouter [default], cohere, jina, voyage, vllm, tei, infinity, "
-        "siliconflow, dashscope, together, novita, or one from the config (rerank profiles).",
+        "siliconflow, dashscope, together, novita, llamacpp, or one from the config (rerank "
+        "profiles).",
     )
     base_url: str = setting(
         DEFAULT_BASE_URL,
@@ -246,6 +247,18 @@ class Settings:
         panel=COST,
         metavar="N",
         help="Refuse (exit 2, nothing sent) a run that would send more than N documents.",
+    )
+    # `rerank mcp` only (its --max-docs; the config key and variable are mcp_max_docs). A
+    # limit on one tool call's size, counted before dedup and cache, so that an agent cannot
+    # make one call walk a home directory or send a huge list: 1,000 chunks cover ~1,000
+    # small files or ~50,000 lines (60-line chunks overlapping by 10), cost at most $0.008 on
+    # gigarouter, and are far more than one question needs.
+    mcp_max_docs: int = setting(
+        1000,
+        minimum=1,
+        panel=COST,
+        help="rerank mcp: refuse a tool call that would score more than N documents or file "
+        "chunks [default 1000].",
     )
     # Config and environment only (-y/--yes answers it on the command line).
     confirm_over: int = setting(

@@ -13,7 +13,6 @@ column) — and cut to the top ``depth``."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -102,41 +101,21 @@ def read_corpus(data: bytes, name: str, options: ReadOptions, report: ReadReport
     return Corpus(name, documents, keyed=options.id_field is not None)
 
 
-def read_run(data: bytes, name: str) -> dict[str, list[Candidate]]:
-    """qid → its candidates in trec_eval's order (score desc, docid desc). A line that is not
-    six fields with a finite score, or a docid named twice for one query, is an error (as in
-    trec_eval)."""
-    run: dict[str, list[Candidate]] = {}
-    seen: dict[tuple[str, str], int] = {}
-    for number, raw in split_lines(strip_bom(data)):
-        body = chomp(raw).decode("utf-8", "replace")
-        if not body.strip():
-            continue
-        parts = body.split()
-        if len(parts) != 6:
-            raise InputError(
-                f"expected 'qid Q0 docid rank score tag' (6 fields), got {len(parts)}", name, number
-            )
-        qid, _, docid, _, text, _ = parts
-        try:
-            score = float(text)
-        except ValueError:
-            score = math.nan
-        if not math.isfinite(score):
-            raise InputError(f"score {text!r} is not a finite number", name, number)
-        if (qid, docid) in seen:
-            raise InputError(
-                f"docid {docid} named twice for query {qid} (first on line {seen[qid, docid]})",
-                name,
-                number,
-            )
-        seen[qid, docid] = number
-        run.setdefault(qid, []).append(Candidate(docid, score, number))
-    for candidates in run.values():
-        # trec_eval: score descending, ties by docid descending (strcmp: byte order).
-        candidates.sort(key=lambda c: c.docid.encode(), reverse=True)
-        candidates.sort(key=lambda c: c.score, reverse=True)
-    return run
+def read_run(data: bytes, name: str, report: ReadReport) -> dict[str, list[Candidate]]:
+    """qid → its candidates in trec_eval's order (score in single precision descending, docid
+    descending: the order ``rerank eval`` judges the run in, so --depth cuts where trec_eval
+    would). The run is read as ``rerank eval --run`` reads one: a TREC run or ``rerank batch``
+    output, with the same checks and messages."""
+    from rerank_cli.core.metrics import ranking
+    from rerank_cli.sources.judgements import Where
+    from rerank_cli.sources.judgements import read_run as read_scores
+
+    where: Where = {}
+    run = read_scores(data, name, report, where)
+    return {
+        qid: [Candidate(docid, scores[docid], where[qid, docid]) for docid in ranking(scores)]
+        for qid, scores in run.items()
+    }
 
 
 def candidate_indexes(

@@ -80,18 +80,26 @@ def read_qrels(data: bytes, name: str, report: ReadReport) -> dict[str, dict[str
     return qrels
 
 
-def read_run(data: bytes, name: str, report: ReadReport) -> dict[str, dict[str, float]]:
+# (query id, docid) → the line of the run that names the pair
+Where = dict[tuple[str, str], int]
+
+
+def read_run(
+    data: bytes, name: str, report: ReadReport, where: Where | None = None
+) -> dict[str, dict[str, float]]:
     """query id → docid → score, in file order. Ranks written in the run are ignored: the
-    metrics order by score, as trec_eval does."""
+    metrics order by score, as trec_eval does. ``where`` gets each pair's line number."""
     lines = _lines(data, name, report)
     if not lines:
         raise InputError("no ranked query (an empty run)", name)
     if lines[0][1].lstrip().startswith("{"):
-        return _batch_run(lines, name, report)
-    return _trec_run(lines, name)
+        return _batch_run(lines, name, report, where)
+    return _trec_run(lines, name, where)
 
 
-def _trec_run(lines: list[tuple[int, str]], name: str) -> dict[str, dict[str, float]]:
+def _trec_run(
+    lines: list[tuple[int, str]], name: str, where: Where | None
+) -> dict[str, dict[str, float]]:
     run: dict[str, dict[str, float]] = {}
     for number, text in lines:
         parts = text.split()
@@ -109,16 +117,24 @@ def _trec_run(lines: list[tuple[int, str]], name: str) -> dict[str, dict[str, fl
             score = math.nan
         if not math.isfinite(score):
             raise InputError(f"the score must be a finite number, got {score_text!r}", name, number)
-        _add(run.setdefault(qid, {}), qid, docid, score, name, number)
+        _add(run.setdefault(qid, {}), qid, docid, score, name, number, where)
     return run
 
 
 def _add(
-    scores: dict[str, float], qid: str, docid: str, score: float, name: str, number: int
+    scores: dict[str, float],
+    qid: str,
+    docid: str,
+    score: float,
+    name: str,
+    number: int,
+    where: Where | None,
 ) -> None:
     if docid in scores:  # trec_eval refuses a run that ranks a document twice, too
         raise InputError(f"{docid!r} ranked twice for query {qid!r}", name, number)
     scores[docid] = score
+    if where is not None:
+        where[qid, docid] = number
 
 
 def run_id(value: Any) -> str:
@@ -128,7 +144,7 @@ def run_id(value: Any) -> str:
 
 
 def _batch_run(
-    lines: list[tuple[int, str]], name: str, report: ReadReport
+    lines: list[tuple[int, str]], name: str, report: ReadReport, where: Where | None
 ) -> dict[str, dict[str, float]]:
     """``rerank batch`` output. A result's docid is its ``id`` (``--id-field``), else its
     ``index`` (its position in the query's documents, from 0). Error lines (a query that
@@ -172,7 +188,7 @@ def _batch_run(
             key = "id" if "id" in result else "index"
             if key not in result or result[key] is None:
                 raise InputError(f"result {position} has neither 'id' nor 'index'", name, number)
-            _add(scores, qid, run_id(result[key]), float(score), name, number)
+            _add(scores, qid, run_id(result[key]), float(score), name, number, where)
     if failed:
         report.warn(
             f"{name}: {plural(failed, 'query')} failed in the batch run "

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from rerank_cli.core.documents import Document, Source
-from rerank_cli.sources.records import BOM, ReadOptions, ReadReport, strip_bom
+from rerank_cli.sources.records import BOM, ReadOptions, ReadReport, is_blank_line, strip_bom
 
-_BLANK_START = b" \t\r\n\x0b\x0c"  # a line starting otherwise is not blank: no strip() needed
+# A line starting otherwise is not blank: no strip() needed. (ASCII whitespace, then the first
+# bytes of the other whitespace: U+001C-U+001F, U+0085, U+00A0, U+1680, U+2000-U+205F, U+3000.)
+_BLANK_START = frozenset(b" \t\r\n\x0b\x0c\x1c\x1d\x1e\x1f\xc2\xe1\xe2\xe3")
 
 
 def read(data: bytes, name: str, options: ReadOptions, report: ReadReport) -> Iterator[Document]:
@@ -60,7 +62,7 @@ def _documents(data: bytes, name: str, report: ReadReport, before: int) -> Itera
         texts = None  # line by line, so that invalid bytes become U+FFFD with a warning
     unterminated = 0 if ended else len(raws)  # the number of a last line without LF
     for number, line in enumerate(raws, 1):
-        if line[:1] in _BLANK_START and not line.strip():
+        if (not line or line[0] in _BLANK_START) and is_blank_line(line):
             continue
         if number == unterminated:
             body, raw = line, line  # a CR here ends no line: it stays in the text

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from rerank_cli.core.documents import Document, Source
-from rerank_cli.sources.records import ReadOptions, ReadReport, strip_bom
+from rerank_cli.sources.records import ReadOptions, ReadReport, is_blank_line, strip_bom
 
 
 def read(data: bytes, name: str, options: ReadOptions, report: ReadReport) -> Iterator[Document]:
@@ -23,7 +23,7 @@ def read(data: bytes, name: str, options: ReadOptions, report: ReadReport) -> It
         if end < 0:
             end = len(data)
         record = data[start:end]
-        if record.strip():
+        if not is_blank_line(record):
             yield Document(
                 text=report.decode(record, name), raw=record + b"\0", source=Source(name, line)
             )

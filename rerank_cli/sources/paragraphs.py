@@ -13,6 +13,7 @@ from rerank_cli.sources.records import (
     ReadOptions,
     ReadReport,
     chomp,
+    is_blank_line,
     split_lines,
     strip_bom,
 )
@@ -29,7 +30,7 @@ def _paragraph(block: list[tuple[int, bytes]], name: str, report: ReadReport) ->
 def read(data: bytes, name: str, options: ReadOptions, report: ReadReport) -> Iterator[Document]:
     block: list[tuple[int, bytes]] = []
     for number, raw in split_lines(strip_bom(data)):
-        if chomp(raw).strip():
+        if not is_blank_line(chomp(raw)):
             block.append((number, raw))
         elif block:
             yield _paragraph(block, name, report)

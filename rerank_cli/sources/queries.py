@@ -97,7 +97,7 @@ def read_queries(
             reason = str(error).split(":", 1)[0]
             raise InputError(f"invalid JSON ({reason})", name, number) from None
         try:
-            query = _query(value, name, number, options, report, shared)
+            query = query_of(value, name, number, options, report, shared)
         except ValueError as error:
             raise InputError(str(error), name, number) from None
         key = query.key
@@ -110,14 +110,17 @@ def read_queries(
     return queries
 
 
-def _query(
+def query_of(
     value: Any,
     name: str,
     number: int,
     options: ReadOptions,
     report: ReadReport,
-    shared: SharedDocuments | None,
+    shared: SharedDocuments | None = None,
 ) -> Query:
+    """One line's query from its parsed JSON ``value`` (``number``: its line, the id when it
+    has none; ``name``: the file, the documents' source). Raises ``ValueError`` with the
+    reason the line is invalid."""
     if not isinstance(value, dict):
         raise ValueError('expected an object {"id", "query", "documents"}')
     query_id = value.get("id", number)

@@ -102,6 +102,20 @@ def is_blank(text: str) -> bool:
     return not text or text.isspace()
 
 
+# The first byte of whitespace that ``bytes.strip`` leaves: U+001C-U+001F, and in UTF-8 U+0085
+# and U+00A0 (C2), U+1680 (E1), U+2000-U+205F (E2), U+3000 (E3).
+_OTHER_SPACE_START = frozenset(b"\x1c\x1d\x1e\x1f\xc2\xe1\xe2\xe3")
+
+
+def is_blank_line(body: bytes) -> bool:
+    """:func:`is_blank` of a line's bytes (terminator removed), as UTF-8: a line of no-break
+    spaces is as blank as the same text in JSON. One ``strip`` for a line with letters."""
+    rest = body.strip()
+    if not rest:
+        return True
+    return rest[0] in _OTHER_SPACE_START and rest.decode("utf-8", "replace").isspace()
+
+
 def handle_invalid(error: InputError, options: ReadOptions, report: ReadReport) -> None:
     """Raise ``error`` or, with ``--skip-invalid``, count and warn."""
     if not options.skip_invalid:

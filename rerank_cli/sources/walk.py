@@ -333,7 +333,8 @@ class Walker:
             yield from self._walk_dir(absolute, shown, "", 0, layers, real_root, (info,))
         elif stat.S_ISREG(info.st_mode):
             yield FoundFile(given, given)
-        else:
+        else:  # a FIFO, socket or device named on the command line: never opened
+            self.report.unreadable += 1
             self.report.warn(f"{given}: not a regular file or directory, skipped")
 
     def _secret_target(self, path: str) -> bool:

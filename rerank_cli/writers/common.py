@@ -8,6 +8,9 @@ from typing import IO, Any
 
 from rerank_cli.core.documents import Result
 
+# A table's score column for a document a failed run did not score (--partial).
+UNSCORED = "unscored"
+
 
 @dataclass(frozen=True)
 class WriteOptions:
@@ -18,11 +21,13 @@ class WriteOptions:
 
 def record(result: Result) -> dict[str, Any]:
     """Keys in a fixed order: rank, score, index, text, reader fields, id, source, document,
-    chunk."""
+    chunk; a document a failed run did not score (--partial) has ``null`` rank and score, and
+    ``"unscored": true`` last."""
     doc = result.document
+    scored = result.scored
     out: dict[str, Any] = {
-        "rank": result.rank,
-        "score": result.score,
+        "rank": result.rank if scored else None,
+        "score": result.score if scored else None,
         "index": doc.index,
         "text": doc.text,
     }
@@ -41,6 +46,8 @@ def record(result: Result) -> dict[str, Any]:
             "start_char": chunk.start_char,
             "end_char": chunk.end_char,
         }
+    if not scored:
+        out["unscored"] = True
     return out
 
 

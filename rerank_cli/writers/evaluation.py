@@ -20,8 +20,8 @@ from rerank_cli.writers.common import WriteOptions, render
 LABELS = {"ndcg": "nDCG", "mrr": "MRR", "recall": "Recall", "p": "P"}
 
 
-def comparison_record(comparison: Comparison) -> dict[str, Any]:
-    return {
+def comparison_record(comparison: Comparison, per_query: bool = False) -> dict[str, Any]:
+    record: dict[str, Any] = {
         "queries": len(comparison.queries),
         "test": TEST_NAME,
         "permutations": PERMUTATIONS,
@@ -36,6 +36,9 @@ def comparison_record(comparison: Comparison) -> dict[str, Any]:
             for name in comparison.run
         },
     }
+    if per_query:  # the baseline's own figures; the run's are under the record's per_query
+        record["per_query"] = comparison.baseline_per_query
+    return record
 
 
 def evaluation_record(
@@ -49,7 +52,7 @@ def evaluation_record(
         "not_in_qrels": len(evaluation.not_judged),
     }
     if comparison is not None:
-        record["baseline"] = comparison_record(comparison)
+        record["baseline"] = comparison_record(comparison, per_query)
     if per_query:
         record["per_query"] = evaluation.per_query
     return record
@@ -94,6 +97,23 @@ def write_evaluation(
         table.add_row(qid, *(f"{figures[name]:.4f}" for name in names))
     out.write(b"\n")
     render(table, out, options)
+    if comparison is not None:
+        out.write(b"\n")
+        render(per_query_deltas(comparison, evaluation, names), out, options)
+
+
+def per_query_deltas(comparison: Comparison, evaluation: Evaluation, names: list[str]) -> Any:
+    """Run − baseline for every paired query and metric: where the reranker helped or hurt."""
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("Δ vs baseline", no_wrap=True, overflow="ellipsis", max_width=24)
+    for name in names:
+        table.add_column(name, justify="right", no_wrap=True)
+    for qid in comparison.queries:
+        mine, theirs = evaluation.per_query[qid], comparison.baseline_per_query[qid]
+        table.add_row(qid, *(f"{mine[name] - theirs[name]:+.4f}" for name in names))
+    return table
 
 
 def comparison_table(comparison: Comparison) -> Any:

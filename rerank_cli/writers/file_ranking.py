@@ -15,7 +15,7 @@ from typing import IO, Any
 import orjson
 
 from rerank_cli.core.documents import Result
-from rerank_cli.writers.common import WriteOptions, render
+from rerank_cli.writers.common import UNSCORED, WriteOptions, render
 from rerank_cli.writers.text import escape_tsv
 
 FORMATS = ("table", "plain", "jsonl", "json", "tsv")
@@ -87,6 +87,11 @@ def telling_line(text: str, query: str) -> str:
 
 
 def record(result: Result) -> dict[str, Any]:
+    """A file a failed run did not finish scoring (--partial) has ``null`` rank, score and
+    best chunk, and ``"unscored": true`` last."""
+    if not result.scored:
+        path = path_text(path_of(result))
+        return {"rank": None, "score": None, "path": path, "best": None, "unscored": True}
     start, end = line_range(result)
     return {
         "rank": result.rank,
@@ -117,7 +122,8 @@ def write_tsv(results: Sequence[Result], out: IO[bytes], options: WriteOptions) 
     for r in results:
         start, end = line_range(r)
         path = escape_tsv(path_text(path_of(r)))
-        lines.append(f"{r.score:.4f}\t{path}\t{start or ''}\t{end or ''}\n")
+        score = f"{r.score:.4f}" if r.scored else ""  # --partial: not scored
+        lines.append(f"{score}\t{path}\t{start or ''}\t{end or ''}\n")
     out.write("".join(lines).encode("utf-8"))
 
 
@@ -158,6 +164,8 @@ def write_table(
             lines_label(result),
             telling_line(best_text(result), query),
         )
+        if result.scored
+        else ("", UNSCORED, path_text(path_of(result)), "", "")  # --partial: not scored
         for result in results
     ]
     path_width, chunk_width = _widths(rows, options.width)

@@ -24,12 +24,13 @@ def write_rows(
         out.write(b"".join(orjson.dumps(record) + b"\n" for record in records))
     elif fmt == "table":
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(box=None, pad_edge=False, header_style="bold")
         for name in columns:
             table.add_column(name, overflow="fold")
-        for row in rows:
-            table.add_row(*("" if cell is None else str(cell) for cell in row))
+        for row in rows:  # Text: a value's brackets ([profiles.vllm]) are not markup
+            table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
         render(table, out, options)
     else:  # plain, tsv
         lines = ("\t".join("" if cell is None else str(cell) for cell in row) for row in rows)

@@ -25,20 +25,32 @@ def result_record(result: Result, with_text: bool = True) -> dict[str, Any]:
     return out
 
 
+def result_records(results: Sequence[Result], with_text: bool = True) -> list[dict[str, Any]]:
+    """A query's ``results`` list, best first, as a batch line holds it (and a Ray row)."""
+    return [result_record(result, with_text) for result in results]
+
+
 def query_line(
     query_id: Any, query: str, results: Sequence[Result], with_text: bool = True
 ) -> bytes:
     """``{"id", "query", "results": […]}`` and a newline."""
-    records = [result_record(result, with_text) for result in results]
+    records = result_records(results, with_text)
     return orjson.dumps({"id": query_id, "query": query, "results": records}) + b"\n"
 
 
-def error_line(query_id: Any, query: str, code: int, message: str, status: int | None) -> bytes:
-    """``{"id", "query", "error": {"code", "status"?, "message"}}`` and a newline."""
+def error_record(code: int, message: str, status: int | None) -> dict[str, Any]:
+    """A failed query's ``error``: ``{"code", "status"?, "message"}`` (code: the exit code the
+    failure alone would give, 3 refused or 4 failed; status: the HTTP status, when one came)."""
     error: dict[str, Any] = {"code": code}
     if status is not None:
         error["status"] = status
     error["message"] = message
+    return error
+
+
+def error_line(query_id: Any, query: str, code: int, message: str, status: int | None) -> bytes:
+    """``{"id", "query", "error": {"code", "status"?, "message"}}`` and a newline."""
+    error = error_record(code, message, status)
     return orjson.dumps({"id": query_id, "query": query, "error": error}) + b"\n"
 
 

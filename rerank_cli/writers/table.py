@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 from rerank_cli.core.documents import Result
-from rerank_cli.writers.common import WriteOptions, render
+from rerank_cli.writers.common import UNSCORED, WriteOptions, render
 
 PADDING = 2  # rich's default horizontal padding between columns, box=None
 MAX_SOURCE = 40
@@ -46,8 +46,10 @@ def write_table(results: Sequence[Result], out: IO[bytes], options: WriteOptions
     show_id = any(r.document.id is not None for r in results)
     # Rank, score, id and source keep their width; the text gets the rest. (Rich shrinks every
     # column when the text is long, so the widths are settled here.)
-    rank_width = max(1, len(str(max((r.rank for r in results), default=1))))
-    score_width = max(5, *(len(f"{r.score:.4f}") for r in results)) if results else 6
+    ranks = [str(r.rank) if r.scored else "" for r in results]
+    scores = [f"{r.score:.4f}" if r.scored else UNSCORED for r in results]
+    rank_width = max(1, *map(len, ranks)) if results else 1
+    score_width = max(5, *map(len, scores)) if results else 6
     source_width = min(MAX_SOURCE, max(6, *(len(s) for s in sources))) if show_source else 0
     # An id is cut before the text is squeezed: at most a third of what the others leave.
     id_room = max(4, (options.width - 30) // 3)
@@ -66,8 +68,10 @@ def write_table(results: Sequence[Result], out: IO[bytes], options: WriteOptions
         table.add_column(
             "source", style="green", no_wrap=True, overflow="ellipsis", width=source_width
         )
-    for result, source, doc_id in zip(results, sources, ids, strict=True):
-        row: list[str | Text] = [str(result.rank), f"{result.score:.4f}"]
+    for result, rank, score, source, doc_id in zip(
+        results, ranks, scores, sources, ids, strict=True
+    ):
+        row: list[str | Text] = [rank, score]
         if show_id:
             row.append(Text(doc_id))
         row.append(Text(one_line(result.document.text)))

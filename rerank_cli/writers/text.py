@@ -69,12 +69,17 @@ def write_plain(results: Sequence[Result], out: IO[bytes], options: WriteOptions
     out.write(b"".join(parts))
 
 
+def score_text(result: Result) -> str:
+    return f"{result.score:.4f}" if result.scored else ""
+
+
 def escape_tsv(text: str) -> str:
     return text.translate(_TSV_ESCAPES)
 
 
 def write_tsv(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
+    """``score<TAB>text``; a document not scored (--partial) has an empty score field."""
     for start in range(0, len(results), PIECE):
         piece = results[start : start + PIECE]
-        lines = (f"{r.score:.4f}\t{escape_tsv(r.document.text)}\n" for r in piece)
+        lines = (f"{score_text(r)}\t{escape_tsv(r.document.text)}\n" for r in piece)
         out.write("".join(lines).encode("utf-8"))

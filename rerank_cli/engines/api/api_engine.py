@@ -95,8 +95,9 @@ class ApiEngine:
     """Scores on the rerank API. In a session, every call shares the session's client
     (``connect`` opens it on first use): one pool of at most ``-j`` connections, kept alive
     across queries, so however many queries run at once, at most ``-j`` requests are in flight
-    (a request waiting out a retry's backoff holds none). Alone (tests), each call opens a client
-    of its own."""
+    (a request waiting out a retry's backoff holds none) — fewer while the server rate-limits
+    (the client's pacer, engines/api/pacing.py). Alone (tests), each call opens a client of its
+    own."""
 
     name = "api"
 

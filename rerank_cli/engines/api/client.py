@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import random
 import re
 import socket
@@ -25,6 +24,7 @@ import orjson
 
 from rerank_cli import __version__
 from rerank_cli.engines.api import protocol
+from rerank_cli.engines.api.pacing import Pacer, RateLimits, read_rate_limits
 from rerank_cli.engines.interface import Stats
 from rerank_cli.errors import ApiFailed, ApiRefused, BadResponse, RequestTooLarge, UsageError
 from rerank_cli.providers.profile import DEFAULT_PROFILE
@@ -35,6 +35,11 @@ if TYPE_CHECKING:
     from httpx._utils import URLPattern
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+# A hold of the whole session this long (a rate limit used up) is said on stderr, as a retry is.
+LONG_HOLD_SECONDS = 5.0
+# The statuses whose Retry-After (RFC 9110, RFC 6585) says when the server takes requests again:
+# the whole session waits, not only the request that got it.
+SESSION_WAIT_STATUSES = frozenset({429, 503})
 # A server's hint is obeyed up to this many seconds; longer, and we would rather fail visibly.
 MAX_HINT_SECONDS = 120.0
 # Only a message about the request's size or document count means "split the batch": a query
@@ -81,6 +86,8 @@ def retry_hint(headers: httpx.Headers, body: bytes, now: float | None = None) ->
             return max(0.0, float(value))
         except ValueError:
             try:
+                import email.utils  # an HTTP date is rare: loaded when one comes
+
                 when = email.utils.parsedate_to_datetime(value)
             except (TypeError, ValueError):
                 when = None
@@ -258,6 +265,10 @@ class RerankClient:
         self._rng = rng
         self._notify = notify
         self._http: httpx.AsyncClient | None = None
+        # Every request of the client (of the session) passes this gate: adaptive concurrency
+        # under -j, and the pauses servers ask for (see pacing.py).
+        self.pacer = Pacer(settings.concurrency, sleep)
+        self._hold_said = 0  # the pause last said on stderr (its pause_id)
         self._proxies: list[tuple[URLPattern, httpx.URL | None]] = []
         self._tls = True
 
@@ -384,13 +395,20 @@ class RerankClient:
         timeout = httpx.Timeout(s.timeout) if quick else httpx.USE_CLIENT_DEFAULT
         last_failure = "no attempt made"
         last_status: int | None = None  # the last failure's HTTP status (None: the network)
+        pacer = self.pacer
         for attempt in range(s.max_retries + 1):
+            ticket = await pacer.acquire()
+            status: int | None = None  # of an answer, and its rate limits: for the pacer
+            limits: RateLimits | None = None
             stats.requests += 1
             stats.bytes_sent += len(body)
             try:
                 response = await self._http.request(
                     method, url, content=body or None, params=params, timeout=timeout
                 )
+                status = response.status_code
+                elapsed = pacer.elapsed(ticket)
+                limits = read_rate_limits(response.headers, MAX_HINT_SECONDS, elapsed=elapsed)
             except httpx.TransportError as error:
                 target = httpx.URL(url)
                 last_failure = network_failure(error, target, self._proxy_for(target), s)
@@ -412,17 +430,34 @@ class RerankClient:
                 last_status = status
                 hint = retry_hint(response.headers, content)
                 wait = self.backoff(attempt) if hint is None else min(hint, MAX_HINT_SECONDS)
+                if hint is not None and status in SESSION_WAIT_STATUSES:
+                    pacer.pause(wait)  # every request of the session waits, not this one only
+            finally:
+                pacer.release(ticket, status, limits)
+                if status is not None and status != 429:  # a 429's wait is said as a retry
+                    self._say_hold()
             if attempt == s.max_retries:
                 break
             stats.retries += 1
+            wait = max(wait, pacer.waiting())
             if self._notify is not None:
                 self._notify(f"{last_failure}; retrying in {wait:.1f} s")
-            await self._sleep(wait)
+            await pacer.wait_out_pause(wait)
         tries = s.max_retries + 1
         shown = without_credentials(url)
         raise ApiFailed(
             f"{shown}: failed after {tries} attempt{'s' * (tries > 1)}: {last_failure}", last_status
         )
+
+    def _say_hold(self) -> None:
+        """Say a long hold that an answer's rate-limit headers started, once: a terminal left
+        blank for a minute looks like a hang."""
+        held = self.pacer.waiting()
+        pause = self.pacer.window.pause_id
+        if self._notify is None or held < LONG_HOLD_SECONDS or pause == self._hold_said:
+            return
+        self._hold_said = pause
+        self._notify(f"the rate limit of {self.settings.host} is used up; waiting {held:.0f} s")
 
     def _refusal(self, status: int, message: str | None, fetched: str | None = None) -> Exception:
         """The exception for a status that is not retried; ``fetched``: the URL of a GET (its

@@ -7,7 +7,10 @@ Each must give exactly one finite score per document sent.
 
 from __future__ import annotations
 
+import html
+import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -204,7 +207,15 @@ def parse_response(body: bytes, count: int) -> list[float]:
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        raise _bad(f"invalid JSON ({str(error).split(':', 1)[0]})", body) from None
+        page = html_page(body)
+        if page is not None:  # a proxy's error page or a login portal, answered with a 200
+            raise BadResponse(
+                "unexpected response from API: an HTML page, not JSON (a proxy or a login page "
+                f"in the way?): {page}"
+            ) from None
+        payload = _with_bare_constants(body)  # NaN, Infinity: the item check says which index
+        if payload is None:
+            raise _bad(f"invalid JSON ({str(error).split(':', 1)[0]})", body) from None
     items = _items(payload)
     if items is None:
         raise _bad("no results list", body)
@@ -242,6 +253,9 @@ def error_message(body: bytes) -> str | None:
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
+        page = html_page(body)
+        if page is not None:  # a proxy's error page: its title, not its markup
+            return f"an HTML page: {page}"
         text = body.decode("utf-8", errors="replace").strip()
         return excerpt(text.encode()) if text else None
     if not isinstance(payload, dict):
@@ -253,8 +267,41 @@ def error_message(body: bytes) -> str | None:
         if isinstance(value, str):
             return value
         if isinstance(value, list) and value and isinstance(value[0], dict):
-            return "; ".join(str(v.get("msg", v)) for v in value[:3])  # FastAPI/pydantic detail
+            # FastAPI/pydantic detail; any item may be other than an object
+            return "; ".join(str(v.get("msg", v) if isinstance(v, dict) else v) for v in value[:3])
     return None
+
+
+_HTML_START = re.compile(
+    rb"\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body|title)\b", re.I | re.S
+)
+_HTML_TITLE = re.compile(rb"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
+_HTML_HEADING = re.compile(rb"<h1[^>]*>(.*?)</h1\s*>", re.I | re.S)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def html_page(body: bytes) -> str | None:
+    """What an HTML page says, in one short line (its title, else its first heading, else its
+    text), if ``body`` is one; None otherwise. Proxies and gateways (nginx, Cloudflare, a
+    corporate proxy's login page) answer in HTML, whatever the API would have said."""
+    head = body[:4096]
+    if not _HTML_START.match(head):
+        return None
+    found = _HTML_TITLE.search(body) or _HTML_HEADING.search(body)
+    markup = (found.group(1) if found else body).decode("utf-8", errors="replace")
+    text = " ".join(html.unescape(_TAG.sub(" ", markup)).split())
+    if len(text) > 100:
+        text = text[:100].rstrip() + "…"
+    return text or "(no title)"
+
+
+def _with_bare_constants(body: bytes) -> Any:
+    """``body`` read as Python's json reads it, which takes the bare ``NaN`` and ``Infinity``
+    that some servers write for a score (not JSON); None if it is not even that."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
 
 
 def error_retry_after(body: bytes) -> float | None:
