@@ -51,19 +51,6 @@ def read_input(env: Environment, name: str) -> tuple[str, bytes]:
 
 
 CHUNK = 1 << 16  # bytes per read of a pipe, at most
-# A file has arrived whole: it is planned a megabyte at a time (the first batch leaves after
-# the first megabyte), fewer hand-overs to the scoring thread than a pipe's reads.
-FILE_CHUNK = 1 << 20
-
-
-def open_input(env: Environment, name: str) -> tuple[str, Iterator[bytes]]:
-    """(display name, the bytes in chunks) of one ``-i`` input; ``-`` is stdin, read as it
-    arrives. A file is read whole (it has arrived) and handed on in chunks, so that its first
-    batch leaves while the rest is being planned."""
-    if name == "-":
-        return STDIN_NAME, _chunks(env.stdin, STDIN_NAME)
-    shown, data = read_input(env, name)
-    return shown, (data[at : at + FILE_CHUNK] for at in range(0, len(data), FILE_CHUNK))
 
 
 def _chunks(stream: IO[bytes], name: str) -> Iterator[bytes]:
@@ -104,8 +91,12 @@ def blocks(
             )
         inputs = ["-"]
     for name in inputs:
-        shown, chunks = open_input(env, name)
-        yield from readers.read_blocks(chunks, shown, job.read_options, report)
+        if name == "-":  # read as it arrives
+            chunks = _chunks(env.stdin, STDIN_NAME)
+            yield from readers.read_blocks(chunks, STDIN_NAME, job.read_options, report)
+        else:  # a file has arrived whole
+            shown, data = read_input(env, name)
+            yield from readers.in_blocks(readers.read(data, shown, job.read_options, report))
 
 
 def documents(env: Environment, job: RankJob, report: readers.ReadReport) -> Iterator[Document]:

@@ -20,7 +20,16 @@ from rerank_cli.sources.records import (
     strip_bom,
 )
 
-__all__ = ["FORMATS", "ReadOptions", "ReadReport", "detect", "is_binary", "read", "read_blocks"]
+__all__ = [
+    "FORMATS",
+    "ReadOptions",
+    "ReadReport",
+    "detect",
+    "in_blocks",
+    "is_binary",
+    "read",
+    "read_blocks",
+]
 
 SAMPLE_LINES = 50  # what auto-detection reads of an input: its first non-blank lines
 BINARY_WINDOW = 8192  # a NUL byte in the first 8 KB makes an input binary, as for grep and rg
@@ -158,9 +167,7 @@ def read_blocks(
     fmt = detect(first, options.grep_root) if options.format == "auto" else options.format
     if fmt != "lines" or ended:
         data = first if ended else first + b"".join(pieces)
-        documents = read(data, name, options, report)
-        while block := list(islice(documents, BLOCK)):
-            yield block
+        yield from in_blocks(read(data, name, options, report))
         return
     if is_binary(first, fmt):
         raise InputError(
@@ -172,3 +179,10 @@ def read_blocks(
 def _sampled_line(raw: bytes) -> bool:
     body = strip_colour(chomp(raw + b"\n"))
     return bool(body.strip()) and body != b"--"
+
+
+def in_blocks(documents: Iterable[Document]) -> Iterator[list[Document]]:
+    """``documents`` in lists of ``BLOCK``."""
+    documents = iter(documents)
+    while block := list(islice(documents, BLOCK)):
+        yield block
