@@ -518,6 +518,63 @@ def batch_throughput() -> list[Row]:
     return rows
 
 
+# --- P5. memory: a million lines from stdin ---------------------------------------------------
+
+MEMORY_LINES = 1_000_000
+MEMORY_QUERY = "how do retries work"
+
+
+def write_memory_lines(path: Path) -> int:
+    """A million short lines (~66 bytes each, ~66 MB): the size of input the target is set at."""
+    topics = ["retries", "timeouts", "keys", "batches", "caching", "ranking", "pipes", "JSON"]
+    with open(path, "w") as out:
+        for i in range(MEMORY_LINES):
+            out.write(f"note {i}: how {topics[i % 8]} work in module {i % 97}, with a few words.\n")
+    return path.stat().st_size
+
+
+def peak_rss(server: ServerProcess, documents: Path, extra: list[str]) -> tuple[float, int]:
+    """(peak RSS in MB, exit status) of one ``rerank`` ranking ``documents`` from stdin: the
+    child's ru_maxrss, from wait4."""
+    with tempfile.TemporaryDirectory(prefix="rerank-bench-") as home:
+        env = environment(
+            GR_KEY=KEY, RERANK_CONFIG_DIR=f"{home}/config", RERANK_CACHE_DIR=f"{home}/cache"
+        )
+        args = [str(RERANK), MEMORY_QUERY, "--base-url", server.base_url, "-o", "jsonl", *extra]
+        with open(documents, "rb") as stdin, open(os.devnull, "wb") as devnull:
+            child = subprocess.Popen(args, stdin=stdin, stdout=devnull, env=env)
+            _, status, usage = os.wait4(child.pid, 0)
+    return usage.ru_maxrss / 1024, status  # kilobytes on Linux
+
+
+def memory() -> list[Row]:
+    """P5: peak RSS ranking a million lines piped on stdin, with -k 10 and with the full
+    output, against an instant loopback server; the target is 3 × input + 60 MB."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rerank-bench-") as directory:
+        documents = Path(directory) / "lines.txt"
+        size = write_memory_lines(documents) / 2**20
+        target = 3 * size + 60
+        server = ServerProcess(0.0)
+        try:
+            for label, extra in (("-k 10", ["-k", "10"]), ("full output", [])):
+                mb, status = peak_rss(server, documents, extra)
+                if status != 0:
+                    raise RuntimeError(f"rerank failed (wait status {status})")
+                rows.append(
+                    Row(
+                        f"P5 peak RSS, {MEMORY_LINES:,} lines from stdin, {label}",
+                        f"{mb:.0f} MB",
+                        f"input {size:.0f} MB",
+                        mb / target,
+                        f"≤ 3 × input + 60 MB = {target:.0f} MB",
+                    )
+                )
+        finally:
+            server.stop()
+    return rows
+
+
 # --- 2. start-up: bench/start_up.py -----------------------------------------------------------
 
 
@@ -619,6 +676,9 @@ def main() -> int:
     parser.add_argument(
         "--collector", action="store_true", help="only: the collector paused vs never paused"
     )
+    parser.add_argument(
+        "--memory", action="store_true", help="only: P5, peak RSS for a million lines on stdin"
+    )
     options = parser.parse_args()
     if not RERANK.exists():
         print(f"{RERANK} not found: run make install first", file=sys.stderr)
@@ -627,6 +687,10 @@ def main() -> int:
     print(f"machine: {machine()}")
     print(f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"CPU reference (a 3,000,000-step Python loop) before: {cpu_reference():.3f} s")
+    if options.memory:
+        rows = memory()
+        print_table(rows, [1.0] * len(rows))
+        return 0
     if options.collector:
         collector()
         print(f"CPU reference after: {cpu_reference():.3f} s")
@@ -668,6 +732,9 @@ def main() -> int:
     notes: list[str] = []
     rows.append(cached_rerun_vs_floor(notes))
     limits.append(CACHED_TARGET)
+    memory_rows = memory()
+    rows += memory_rows
+    limits += [1.0] * len(memory_rows)
     print_table(rows, limits)
     print(
         "\nscoring: the -v summary's elapsed time (cache lookup, planning batches, every request;"

@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from rerank_cli.core import pipeline
 from rerank_cli.core.documents import Document, Result
-from rerank_cli.engines.interface import Engine, Stats
+from rerank_cli.engines.interface import (
+    Engine,
+    Stats,
+    StreamingEngine,
+    TextFeed,
+    can_stream,
+    streaming,
+)
 from rerank_cli.engines.registry import ENGINES, Capabilities, EngineSpec, spec_of
 from rerank_cli.errors import ApiError, ApiRefused, UsageError
 from rerank_cli.redact import register_secret
@@ -37,6 +44,7 @@ from rerank_cli.words import plural
 
 if TYPE_CHECKING:
     from rerank_cli.core.budget import Estimate
+    from rerank_cli.core.long_documents import LongDocuments
     from rerank_cli.engines.api.client import RerankClient
     from rerank_cli.providers.pricing import ModelInfo
     from rerank_cli.settings.schema import Settings
@@ -231,7 +239,7 @@ class Reranker:
         session's for this call; ``field`` picks the text of dict documents (dotted path)."""
         filters, settings = self._call(query, documents, top_k, min_score, instruction, task)
         work = self.plan(query, as_documents(documents, field), settings=settings)
-        return pipeline.rank(self.score(query, work, settings=settings), filters)
+        return list(pipeline.rank(self.score(query, work, settings=settings), filters))
 
     async def arank(
         self,
@@ -255,8 +263,8 @@ class Reranker:
         given = as_documents(documents, field)
         work = await asyncio.to_thread(self.plan, query, given, settings=settings)
         scoring = loop.submit(self._score(query, work, settings, None))
-        scored: list[Result] = await self._closed_during(asyncio.wrap_future(scoring))
-        return pipeline.rank(scored, filters)
+        scored = await self._closed_during(asyncio.wrap_future(scoring))
+        return list(pipeline.rank(scored, filters))
 
     def estimate(
         self,
@@ -316,8 +324,56 @@ class Reranker:
         numbered = _numbered(documents)
         with self._lock:
             self.stats.documents += len(numbered)
-        if not self._spec.capabilities.token_limited or not numbered:
+        long = self._long_documents(settings, query, verbose) if numbered else None
+        if long is None:
             return pipeline.plan(numbered, split)
+        work = pipeline.plan(numbered, long.wrap(split, numbered))
+        self._said_long(long, verbose)
+        return work
+
+    def plan_blocks(
+        self,
+        query: str,
+        blocks: Iterable[Sequence[Document]],
+        split: pipeline.Splitter = pipeline.whole,
+        *,
+        settings: Settings | None = None,
+        verbose: bool = False,
+    ) -> pipeline.Plan:
+        """:meth:`plan` over documents read in blocks, held compactly (a
+        :class:`~rerank_cli.core.documents.DocumentStore`): the same plan, for inputs of
+        millions of lines."""
+        settings = settings or self.settings
+        check_query(query)
+        long = self._long_documents(settings, query, verbose)
+        planner = pipeline.Planner(whole_documents=split is pipeline.whole)
+        for block in blocks:
+            self._add(planner, block, split, long)
+        if long is not None:
+            self._said_long(long, verbose)
+        return planner.finish()
+
+    def _add(
+        self,
+        planner: pipeline.Planner,
+        block: Sequence[Document],
+        split: pipeline.Splitter,
+        long: LongDocuments | None,
+    ) -> None:
+        """Plan one block; a block none of whose documents comes near the token limit is
+        split by ``split`` itself."""
+        if block:
+            planner.add(block, split if long is None else long.wrap(split, block))
+            with self._lock:
+                self.stats.documents += len(block)
+
+    def _long_documents(
+        self, settings: Settings, query: str, verbose: bool
+    ) -> LongDocuments | None:
+        """What keeps every text within the model's token limit, or None when the engine
+        reads any length."""
+        if not self._spec.capabilities.token_limited:
+            return None
         from rerank_cli.core.long_documents import LongDocuments, document_limit
 
         if settings.instruction and settings.instruction_mode == "none":
@@ -329,8 +385,10 @@ class Reranker:
         limit = document_limit(settings, query)
         if verbose and not limit.tokenizer.exact:  # an estimate is worth knowing about
             self.env.info(limit.describe())
-        long = LongDocuments(limit, settings.long, settings.chunk_overlap)
-        work = pipeline.plan(numbered, long.wrap(split, numbered))
+        return LongDocuments(limit, settings.long, settings.chunk_overlap)
+
+    def _said_long(self, long: LongDocuments, verbose: bool) -> None:
+        limit = long.limit
         if long.truncated:
             self.env.warn(
                 f"{plural(long.truncated, 'document')} truncated to {limit.max_tokens:,} tokens"
@@ -339,7 +397,6 @@ class Reranker:
             self.env.info(
                 f"{plural(long.windowed, 'long document')} split into windows; {limit.describe()}"
             )
-        return work
 
     def score(
         self,
@@ -349,7 +406,7 @@ class Reranker:
         *,
         settings: Settings | None = None,
         landed: dict[int, float] | None = None,
-    ) -> list[Result]:
+    ) -> Sequence[Result]:
         """Score a plan: the cache answers what it can, the engine the rest. Results come
         back unranked, in input order. ``landed`` receives each text's score as it lands (so
         that a run that fails part-way can show what it scored)."""
@@ -362,7 +419,7 @@ class Reranker:
         settings: Settings,
         on_progress: Progress | None,
         landed: dict[int, float] | None = None,
-    ) -> list[Result]:
+    ) -> Sequence[Result]:
         engine = self._stack(settings)
         if self._spec.capabilities.remote and work.texts:
             # The lookup is timed as scoring, and the engine reuses it.
@@ -376,6 +433,82 @@ class Reranker:
                         query, work, engine, self.stats, on_progress, landed
                     )
         return await pipeline.score_plan(query, work, engine, self.stats, on_progress, landed)
+
+    def plan_and_score(
+        self,
+        query: str,
+        blocks: Iterable[Sequence[Document]],
+        split: pipeline.Splitter = pipeline.whole,
+        on_progress: Progress | None = None,
+        *,
+        settings: Settings | None = None,
+        verbose: bool = False,
+    ) -> tuple[pipeline.Plan, Sequence[Result]]:
+        """:meth:`plan` then :meth:`score`, streamed: documents come in blocks (a reader's
+        block is what one read of its input gave), each block is planned as it comes, and
+        the new distinct texts go to the engine at once, so that the first request leaves as
+        soon as one batch is full, not when the input ends. The plan and the results are
+        those of ``plan`` then ``score`` over the same documents. An engine that needs every
+        text first (BM25) reads everything, then scores."""
+        settings = settings or self.settings
+        check_query(query)
+        engine = self._stack(settings)
+        if not (self._spec.capabilities.remote and can_stream(engine)):
+            documents = [document for block in blocks for document in block]
+            work = self.plan(query, documents, split, settings=settings, verbose=verbose)
+            return work, self.score(query, work, on_progress, settings=settings)
+        long = self._long_documents(settings, query, verbose)
+        planner = pipeline.Planner(whole_documents=split is pipeline.whole)
+        feed = TextFeed(planner.plan.texts)
+        loop = self._start()
+        scoring = loop.submit(self._score_feed(query, feed, streaming(engine), on_progress))
+        told = 0
+
+        def tell() -> None:  # on the loop: the texts planned so far are ready
+            feed.advance(len(feed.texts))
+
+        try:
+            for block in blocks:
+                self._add(planner, block, split, long)
+                if len(feed.texts) > told:
+                    told = len(feed.texts)
+                    loop.loop.call_soon_threadsafe(tell)
+                if scoring.done():  # failed: stop reading
+                    break
+            loop.loop.call_soon_threadsafe(feed.close)
+            scores = scoring.result()
+        except BaseException:
+            scoring.cancel()
+            loop.run_until_idle()
+            raise
+        work = planner.finish()
+        if long is not None:
+            self._said_long(long, verbose)
+        with self._lock:
+            self.stats.texts += work.unit_count
+            self.stats.unique += len(work.texts)
+        return work, pipeline.fold(work, scores)
+
+    async def _score_feed(
+        self, query: str, feed: TextFeed, engine: StreamingEngine, on_progress: Progress | None
+    ) -> Sequence[float]:
+        started = time.perf_counter()
+        on_scores = None
+        if on_progress is not None:
+            done = 0
+
+            def on_scores(positions: Sequence[int], _: Sequence[float]) -> None:
+                nonlocal done
+                done += len(positions)
+                on_progress(done, feed.available)
+
+        try:
+            # The collector runs while requests are out (their futures and errors make
+            # cycles): a stream has requests out from its first full batch on.
+            with self._waiting():
+                return await engine.score_feed(query, feed, on_scores)
+        finally:
+            self.stats.elapsed += time.perf_counter() - started
 
     # -- the provider's other endpoints, through the same client
 

@@ -6,12 +6,15 @@ Engines are pointwise, so the ranking does not depend on how the engine batches.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from heapq import merge, nlargest
 from itertools import repeat
 from operator import attrgetter
+from typing import overload
 
-from rerank_cli.core.documents import Chunk, Document, Result
+from rerank_cli.core.documents import Chunk, Document, DocumentStore, Result
 from rerank_cli.engines.interface import Engine, ScoreCallback, Stats
 
 # A splitter turns one document into the units that are scored: (chunk, text) pairs. The
@@ -29,14 +32,132 @@ class Filters:
     min_score: float | None = None
 
 
-@dataclass
 class Plan:
-    """What will be scored: the distinct texts, and which document (and chunk) each unit is."""
+    """What will be scored: the distinct texts, and which document (and chunk) each unit is.
+    A plan of whole documents (one unit each, the whole text, in order) holds each document's
+    text position in an array: ``positions[d]`` is document ``d``'s text."""
 
-    documents: Sequence[Document]
-    texts: list[str] = field(default_factory=list)
-    units: list[tuple[int, Chunk | None, int]] = field(default_factory=list)  # doc, chunk, text
-    whole: bool = False  # one unit per document, each the whole text, in order
+    __slots__ = ("_units", "documents", "positions", "texts", "whole")
+
+    def __init__(
+        self,
+        documents: Sequence[Document],
+        texts: list[str] | None = None,
+        units: list[tuple[int, Chunk | None, int]] | None = None,
+        *,
+        positions: array[int] | None = None,
+    ) -> None:
+        self.documents = documents
+        self.texts: list[str] = [] if texts is None else texts
+        self.whole = positions is not None  # one unit per document, each the whole text
+        self.positions: array[int] = array("q") if positions is None else positions
+        self._units: list[tuple[int, Chunk | None, int]] = [] if units is None else units
+
+    @property
+    def units(self) -> list[tuple[int, Chunk | None, int]]:
+        """(document, chunk, text position) of every unit, in order."""
+        if self.whole:
+            no_chunk: Chunk | None = None
+            return list(
+                zip(range(len(self.positions)), repeat(no_chunk), self.positions, strict=False)
+            )
+        return self._units
+
+    @property
+    def unit_count(self) -> int:
+        return len(self.positions) if self.whole else len(self._units)
+
+
+class Planner:
+    """A plan built as documents arrive (:meth:`add`, a block at a time): each new distinct
+    text is appended to ``plan.texts`` as it is first seen, so that scoring can start on the
+    texts already planned while the input is still being read. Identical texts are planned
+    once per run, whatever block they come in. Documents are held in a
+    :class:`~rerank_cli.core.documents.DocumentStore`.
+
+    Whole documents are deduplicated with a set of the texts seen (no position object per
+    text); a document whose text came before is placed by :meth:`finish`."""
+
+    def __init__(self, whole_documents: bool = True) -> None:
+        texts: list[str] = []
+        positions = array("I") if whole_documents else None
+        store = DocumentStore(texts, positions) if positions is not None else DocumentStore()
+        self.plan = Plan(store, texts, positions=positions)
+        self._store = store
+        self._seen: set[str] = set()
+        self._repeats: list[tuple[int, str]] = []  # (document, text seen before)
+        self._position_of: dict[str, int] = {}  # once documents are split
+
+    def add(self, documents: Sequence[Document], split: Splitter = whole) -> None:
+        """Plan ``documents`` (numbered from the number of documents planned so far), each split
+        by ``split``. The plan stays one of whole documents for as long as every document is
+        one unit, its whole text; the first split otherwise turns it into a plan of units."""
+        work = self.plan
+        texts = work.texts
+        store = self._store
+        parts: list[Sequence[tuple[Chunk | None, str]]] | None = None
+        if work.whole and split is not whole:
+            for number, document in enumerate(documents, len(store)):
+                document.index = number  # what a refusal names when there is no source
+            parts = [split(document) for document in documents]
+            if not all(
+                len(units) == 1 and units[0][0] is None and units[0][1] == document.text
+                for units, document in zip(parts, documents, strict=True)
+            ):
+                self._place_repeats()
+                self._position_of = {text: position for position, text in enumerate(texts)}
+                self._seen = set()
+                store.keep_texts()
+                work._units = work.units
+                work.positions = array("I")
+                work.whole = False
+        if work.whole:
+            seen, positions, repeats = self._seen, work.positions, self._repeats
+            add, append, place = seen.add, texts.append, positions.append
+            for document in documents:
+                text = document.text
+                before = len(seen)
+                add(text)
+                if len(seen) > before:
+                    place(len(texts))
+                    append(text)
+                else:
+                    repeats.append((len(positions), text))
+                    place(0)  # placed by finish()
+            store.extend(documents)
+            return
+        position_of = self._position_of
+        units = work._units
+        for offset, document in enumerate(documents):
+            number = len(store)
+            document.index = number
+            store.append(document)
+            for chunk, text in parts[offset] if parts is not None else split(document):
+                position = position_of.setdefault(text, len(texts))
+                if position == len(texts):
+                    texts.append(text)
+                units.append((number, chunk, position))
+
+    def _place_repeats(self) -> None:
+        """Point each document whose text came before at that text's position."""
+        repeats = self._repeats
+        if not repeats:
+            return
+        first = dict.fromkeys((text for _, text in repeats), 0)
+        for position, text in enumerate(self.plan.texts):
+            if text in first:
+                first[text] = position
+        positions = self.plan.positions
+        for document, text in repeats:
+            positions[document] = first[text]
+        self._repeats = []
+
+    def finish(self) -> Plan:
+        """The plan, once every document is in (the table of texts seen is let go)."""
+        self._place_repeats()
+        self._seen = set()
+        self._position_of = {}
+        return self.plan
 
 
 def plan(documents: Sequence[Document], split: Splitter = whole) -> Plan:
@@ -46,12 +167,13 @@ def plan(documents: Sequence[Document], split: Splitter = whole) -> Plan:
     result = Plan(documents)
     position_of: dict[str, int] = {}
     texts = result.texts
+    units = result._units
     for number, document in enumerate(documents):
         for chunk, text in split(document):
             position = position_of.setdefault(text, len(texts))
             if position == len(texts):
                 texts.append(text)
-            result.units.append((number, chunk, position))
+            units.append((number, chunk, position))
     return result
 
 
@@ -60,19 +182,55 @@ def _plan_whole(documents: Sequence[Document]) -> Plan:
     documents a tenth of a second saved."""
     position_of: dict[str, int] = {}
     # setdefault's default is evaluated first: the number of texts seen before this one.
-    positions = [position_of.setdefault(d.text, len(position_of)) for d in documents]
-    no_chunk: Chunk | None = None
-    units = list(zip(range(len(documents)), repeat(no_chunk), positions, strict=False))
-    return Plan(documents, list(position_of), units, whole=True)
+    positions = array("q", [position_of.setdefault(d.text, len(position_of)) for d in documents])
+    return Plan(documents, list(position_of), positions=positions)
 
 
-def fold(work: Plan, scores: Sequence[float]) -> list[Result]:
-    """One result per document that had units, in input order; its best unit's score wins."""
+class WholeResults(Sequence[Result]):
+    """The results of a whole-document plan, unranked, in input order: the plan and one score
+    per distinct text; ``results[d]`` builds document ``d``'s result when it is asked for."""
+
+    __slots__ = ("scores", "work")
+
+    def __init__(self, work: Plan, scores: Sequence[float]) -> None:
+        self.work = work
+        self.scores = scores
+
+    def __len__(self) -> int:
+        return len(self.work.positions)
+
+    @overload
+    def __getitem__(self, index: int) -> Result: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Result]: ...
+
+    def __getitem__(self, index: int | slice) -> Result | list[Result]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return Result(0, self.scores[self.work.positions[index]], self.work.documents[index])
+
+    def document_scores(self) -> array[float]:
+        """Each document's score, in input order."""
+        # From an iterator, the array grows as it goes: no list of a million floats first.
+        return array("d", map(self.scores.__getitem__, self.work.positions))
+
+
+def fold(work: Plan, scores: Sequence[float]) -> Sequence[Result]:
+    """One result per document that had units, in input order; its best unit's score wins.
+    Those of a whole-document plan are built when asked for (:class:`WholeResults`)."""
     if work.whole:
-        return [
-            Result(0, scores[position], document)
-            for document, (_, _, position) in zip(work.documents, work.units, strict=True)
-        ]
+        documents = work.documents
+        if isinstance(documents, DocumentStore):
+            documents = documents.held or ()
+        if documents or not work.positions:  # a few: built now, in input order
+            return [
+                Result(0, scores[position], document)
+                for document, position in zip(documents, work.positions, strict=True)
+            ]
+        if len(scores) != len(work.texts):
+            raise ValueError("one score per text")
+        return WholeResults(work, scores)
     best: list[Result | None] = [None] * len(work.documents)
     for number, chunk, position in work.units:
         score = scores[position]
@@ -93,12 +251,12 @@ async def score_plan(
     stats: Stats,
     on_progress: Callable[[int, int], None] | None = None,
     landed: dict[int, float] | None = None,
-) -> list[Result]:
+) -> Sequence[Result]:
     """Score the plan's texts and fold them into one result per document. ``landed``, if
     given, receives each text's score (by its position in ``work.texts``) as its batch lands:
     what a run that fails part-way has scored (see :func:`partial`)."""
     started = time.perf_counter()
-    stats.texts += len(work.units)
+    stats.texts += work.unit_count
     stats.unique += len(work.texts)
     total = len(work.texts)
     on_scores: ScoreCallback | None = None
@@ -127,7 +285,7 @@ async def score_documents(
     stats: Stats,
     split: Splitter = whole,
     on_progress: Callable[[int, int], None] | None = None,
-) -> list[Result]:
+) -> Sequence[Result]:
     """Score every document; results come back unranked, in input order."""
     return await score_plan(query, plan(documents, split), engine, stats, on_progress)
 
@@ -141,8 +299,17 @@ class Ranking(list[Result]):
     by_input: Sequence[Result] = ()
 
 
-def rank(results: Sequence[Result], filters: Filters | None = None) -> Ranking:
-    """Order by score (ties by input order), number from 1, then apply the filters."""
+def rank(results: Sequence[Result], filters: Filters | None = None) -> Sequence[Result]:
+    """Order by score (ties by input order), number from 1, then apply the filters. The
+    results of a whole-document plan are ranked by position (:class:`RankedDocuments`), any
+    others as a :class:`Ranking`."""
+    if isinstance(results, WholeResults):
+        return RankedDocuments(results, filters)
+    return rank_results(results, filters)
+
+
+def rank_results(results: Sequence[Result], filters: Filters | None = None) -> Ranking:
+    """:func:`rank` over results already built."""
     # Two stable sorts with C key functions rather than one over (-score, index) tuples: the
     # second keeps the input order of equal scores. The first is linear on results already
     # in input order, as fold() returns them.
@@ -172,15 +339,111 @@ def partial(work: Plan, landed: dict[int, float], filters: Filters | None = None
     of them might belong at the top)."""
     nan = float("nan")
     scores = [landed.get(position, nan) for position in range(len(work.texts))]
-    # Documents (by identity) with a text not scored: a chunk left out would make a lower
-    # bound of the score, not the score.
-    unfinished = {id(work.documents[number]) for number, _, p in work.units if p not in landed}
-    folded = fold(work, scores)  # one result per document with texts, in input order
-    done = rank([r for r in folded if id(r.document) not in unfinished], filters)
+    # Documents (by number) with a text not scored: a chunk left out would make a lower bound
+    # of the score, not the score.
+    unfinished = {number for number, _, p in work.units if p not in landed}
+    folded = list(fold(work, scores))  # one result per document with texts, in input order
+    done = rank_results([r for r in folded if r.document.index not in unfinished], filters)
     left = [
-        Result(0, nan, r.document, scored=False) for r in folded if id(r.document) in unfinished
+        Result(0, nan, r.document, scored=False) for r in folded if r.document.index in unfinished
     ]
     return [*done, *left]
+
+
+BUILT_AT_ONCE = 4096  # results built together when a ranking is iterated
+SORT_PIECE = 1 << 18  # positions sorted at a time; longer rankings are merged from pieces
+
+
+def _ranked(scores: array[float]) -> array[int]:
+    """Positions by score, best first, ties in input order. A ranking longer than
+    ``SORT_PIECE`` is sorted a piece at a time and merged (stably: a tie goes to the earlier
+    piece), so that sorting a million scores never holds a million position and key objects
+    at once."""
+    count = len(scores)
+    key = scores.__getitem__
+    if count <= SORT_PIECE:
+        return array("I", sorted(range(count), key=key, reverse=True))
+    pieces = [
+        array("I", sorted(range(start, min(start + SORT_PIECE, count)), key=key, reverse=True))
+        for start in range(0, count, SORT_PIECE)
+    ]
+    return array("I", merge(*pieces, key=key, reverse=True))
+
+
+class RankedDocuments(Sequence[Result]):
+    """The ranking of a whole-document plan, held as document positions in rank order (an
+    array) and built one result at a time when asked for: a million documents ranked cost
+    eight bytes each, not a result object each. The same order and numbering as
+    :func:`rank_results`: by score, ties by input order (stable sorts), ranks from 1, then
+    the filters keep a head of the ranking."""
+
+    __slots__ = ("_documents", "_scores", "order")
+
+    def __init__(self, results: WholeResults, filters: Filters | None = None) -> None:
+        scores = results.document_scores()
+        count = len(scores)
+        top_k = filters.top_k if filters is not None else None
+        min_score = filters.min_score if filters is not None else None
+        if top_k is not None and top_k < count:
+            # nlargest is stable: equal scores keep input order, as the full sort does.
+            order = array("I", nlargest(top_k, range(count), key=scores.__getitem__))
+        else:
+            order = _ranked(scores)
+        if min_score is not None:
+            kept = len(order)
+            while kept and scores[order[kept - 1]] < min_score:  # the tail is the lowest
+                kept -= 1
+            del order[kept:]
+        self.order = order
+        self._scores = scores
+        self._documents = results.work.documents
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    @overload
+    def __getitem__(self, index: int) -> Result: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Result]: ...
+
+    def __getitem__(self, index: int | slice) -> Result | list[Result]:
+        if isinstance(index, slice):
+            return self._results(*index.indices(len(self)))
+        if index < 0:
+            index += len(self.order)
+        if not 0 <= index < len(self.order):
+            raise IndexError("rank out of range")
+        return self._results(index, index + 1, 1)[0]
+
+    def __iter__(self) -> Iterator[Result]:
+        for start in range(0, len(self.order), BUILT_AT_ONCE):
+            yield from self._results(start, min(start + BUILT_AT_ONCE, len(self.order)), 1)
+
+    def _results(self, start: int, stop: int, step: int) -> Ranking:
+        """The results of ranks ``start + 1`` … (``range(start, stop, step)``), built at once,
+        in input order (memory order: a quarter faster to build and write at 100,000), as a
+        :class:`Ranking` that knows them in input order too."""
+        ranks = range(start, stop, step)
+        order, scores, documents = self.order, self._scores, self._documents
+        positions = [order[i] for i in ranks]
+        by_position = sorted(range(len(positions)), key=positions.__getitem__)
+        in_input_order = [positions[k] for k in by_position]
+        built = (
+            documents.build(in_input_order)
+            if isinstance(documents, DocumentStore)
+            else [documents[p] for p in in_input_order]
+        )
+        by_input = [
+            Result(ranks[k] + 1, scores[p], d)
+            for k, p, d in zip(by_position, in_input_order, built, strict=True)
+        ]
+        placed: list[Result] = [None] * len(by_input)  # type: ignore[list-item]  # all filled
+        for k, result in zip(by_position, by_input, strict=True):
+            placed[k] = result
+        ranking = Ranking(placed)
+        ranking.by_input = by_input
+        return ranking
 
 
 _input_order = attrgetter("document.index")

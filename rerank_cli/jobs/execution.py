@@ -5,7 +5,7 @@ summary (-v, --stats) and writing."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,7 +15,7 @@ import orjson
 
 from rerank_cli.core import pipeline
 from rerank_cli.core.budget import Estimate, budget_refusal
-from rerank_cli.core.documents import Result
+from rerank_cli.core.documents import Document, Result
 from rerank_cli.engines.interface import Stats
 from rerank_cli.errors import (
     ApiError,
@@ -44,6 +44,36 @@ class JobOptions:
     stats_path: str | None = None  # --stats FILE ("-": stderr)
     yes: bool = False  # -y: do not ask before a large run
     partial: bool = False  # --partial: on an API failure, print what was scored, then fail
+
+
+@dataclass
+class Incoming:
+    """Documents still to be read, in blocks, for :func:`execute` to plan and score as they
+    arrive; ``read(plan)`` is called once every one is read and planned (it may refuse an
+    empty input)."""
+
+    blocks: Iterable[Sequence[Document]]
+    split: pipeline.Splitter = pipeline.whole
+    read: Callable[[pipeline.Plan], None] = lambda work: None
+    # Still arriving (a pipe): scored as it arrives. Input that is all there (files) is
+    # planned whole, then scored: with nothing to wait for, the scoring thread would only
+    # contend with the planning for the interpreter.
+    arriving: bool = True
+
+
+def needs_count(env: Environment, session: Reranker, job: JobOptions) -> bool:
+    """Whether the run must know every document before it may send one: a dry run, a budget
+    (--max-docs, --max-cost), or a question to ask first (confirm_over on a terminal); or,
+    with --partial, the whole plan to show part of. Such a run reads its whole input first;
+    any other streams input that is still arriving."""
+    settings = job.settings
+    return (
+        job.dry_run
+        or job.partial
+        or settings.max_docs is not None
+        or settings.max_cost is not None
+        or asks_first(env, session, job)
+    )
 
 
 def open_session(env: Environment, job: JobOptions) -> Reranker:
@@ -173,43 +203,58 @@ def execute(
     env: Environment,
     session: Reranker,
     query: str,
-    work: pipeline.Plan,
+    work: pipeline.Plan | Incoming,
     job: JobOptions,
-    emit: Callable[[list[Result], str], None],
+    emit: Callable[[Sequence[Result], str], None],
     fmt: str,
 ) -> ExitCode:
-    """Check the cost, score the plan, rank, report, and hand the results to ``emit``."""
+    """Check the cost, score the plan, rank, report, and hand the results to ``emit``.
+    Documents still to be read (:class:`Incoming`) are planned and scored as they arrive,
+    unless the run must count them first (:func:`needs_count`): then they are read whole,
+    and go on as a plan."""
     from rerank_cli.terminal import progress_bar
 
     settings = job.settings
     stats = session.stats
+    if isinstance(work, Incoming) and (not work.arriving or needs_count(env, session, job)):
+        incoming = work
+        with said_if_interrupted(env, session):  # the input may be a pipe that never closes
+            work = session.plan_blocks(query, incoming.blocks, incoming.split, verbose=job.verbose)
+        incoming.read(work)
     check_stats_path(job.stats_path)
     started = time.perf_counter()
     planned: Estimate | None = None
-    scored: list[Result] | None = None
+    scored: Sequence[Result] | None = None
     failure: BaseException | None = None
     landed: dict[int, float] | None = {} if job.partial else None  # text position → score
     try:
-        if job.dry_run or settings.max_docs is not None or settings.max_cost is not None:
-            need_price = job.dry_run or settings.max_cost is not None
-            planned = session.estimate(query, work, need_price=need_price)
-            refusal = budget_refusal(planned, settings)
-            if job.dry_run or refusal:
-                count_unscored(stats, work, planned)
-            if job.dry_run:
-                report_dry_run(env, job, planned, refusal)
-                return ExitCode.OK
-            if refusal:
-                raise UsageError(f"{refusal}; nothing was sent")
-        planned = confirm_spending(env, session, query, work, job, planned)
-        many = session.capabilities.remote and len(work.texts) > settings.batch_size
-        with progress_bar(env, enabled=many) as on_progress:
-            scored = session.score(query, work, on_progress, landed=landed)
+        if isinstance(work, Incoming):
+            with progress_bar(env, enabled=session.capabilities.remote) as on_progress:
+                plan, scored = session.plan_and_score(
+                    query, work.blocks, work.split, on_progress, verbose=job.verbose
+                )
+            work.read(plan)
+        else:
+            if job.dry_run or settings.max_docs is not None or settings.max_cost is not None:
+                need_price = job.dry_run or settings.max_cost is not None
+                planned = session.estimate(query, work, need_price=need_price)
+                refusal = budget_refusal(planned, settings)
+                if job.dry_run or refusal:
+                    count_unscored(stats, work, planned)
+                if job.dry_run:
+                    report_dry_run(env, job, planned, refusal)
+                    return ExitCode.OK
+                if refusal:
+                    raise UsageError(f"{refusal}; nothing was sent")
+            planned = confirm_spending(env, session, query, work, job, planned)
+            many = session.capabilities.remote and len(work.texts) > settings.batch_size
+            with progress_bar(env, enabled=many) as on_progress:
+                scored = session.score(query, work, on_progress, landed=landed)
     except BaseException as error:
         failure = error
         if isinstance(error, KeyboardInterrupt):
             env.info(interrupted(session))
-        elif isinstance(error, ApiError) and landed is not None:
+        elif isinstance(error, ApiError) and landed is not None and isinstance(work, pipeline.Plan):
             show_partial(env, work, landed, job, emit, fmt)
         raise
     finally:
@@ -244,7 +289,7 @@ def show_partial(
     work: pipeline.Plan,
     landed: dict[int, float],
     job: JobOptions,
-    emit: Callable[[list[Result], str], None],
+    emit: Callable[[Sequence[Result], str], None],
     fmt: str,
 ) -> None:
     """--partial, when the API has failed: print the documents scored so far, ranked, then

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rerank_cli.core import pipeline
-from rerank_cli.core.documents import Document
+from rerank_cli.core.documents import Document, Result
 from rerank_cli.errors import ExitCode, UsageError
 from rerank_cli.session import Reranker, check_query
 from rerank_cli.terminal import Environment
@@ -161,7 +161,7 @@ class AgentTools:
 
     def _score(
         self, query: str, work: pipeline.Plan, settings: Settings, top_k: int
-    ) -> pipeline.Ranking:
+    ) -> Sequence[Result]:
         """Score under the CLI's own budgets when set (max_docs, max_cost: after dedup and
         cache), then rank and keep the best ``top_k``."""
         from rerank_cli.core.budget import budget_refusal

@@ -4,22 +4,18 @@ options into a :class:`RankJob`; everything after that happens here."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import IO
 
 from rerank_cli import sources as readers
 from rerank_cli import writers
 from rerank_cli.core.documents import Document, Result
+from rerank_cli.core.pipeline import Plan
 from rerank_cli.errors import ExitCode, InputError, NothingToShow, UsageError
-from rerank_cli.jobs.execution import (
-    JobOptions,
-    execute,
-    open_session,
-    output_format,
-    said_if_interrupted,
-)
+from rerank_cli.jobs.execution import Incoming, JobOptions, execute, open_session, output_format
 from rerank_cli.session import check_query
 from rerank_cli.sources.records import is_blank
 from rerank_cli.terminal import Environment
@@ -54,9 +50,28 @@ def read_input(env: Environment, name: str) -> tuple[str, bytes]:
         raise InputError(f"cannot read ({error.strerror})", name) from None
 
 
-def documents(env: Environment, job: RankJob, report: readers.ReadReport) -> Iterator[Document]:
-    """Every document, in input order: arguments first, then each input (read as it is
-    reached)."""
+CHUNK = 1 << 16  # bytes per read of a pipe, at most
+
+
+def _chunks(stream: IO[bytes], name: str) -> Iterator[bytes]:
+    """What each read gives, as soon as it gives it (a pipe's reads return what has arrived)."""
+    read = getattr(stream, "read1", stream.read)
+    while True:
+        try:
+            chunk = read(CHUNK)
+        except OSError as error:
+            raise InputError(f"cannot read ({error.strerror})", name) from None
+        if not chunk:
+            return
+        yield chunk
+
+
+def blocks(
+    env: Environment, job: RankJob, report: readers.ReadReport
+) -> Iterator[Sequence[Document]]:
+    """Every document, in input order and in blocks: the arguments first, then each input
+    (opened as it is reached), a block per run of lines as it arrives."""
+    given: list[Document] = []
     for text in job.arguments:
         if is_blank(text):
             report.skip_blank()  # an empty or blank argument is never sent, as blank lines
@@ -64,7 +79,9 @@ def documents(env: Environment, job: RankJob, report: readers.ReadReport) -> Ite
         # Python hands over undecodable argv bytes as lone surrogates: keep the bytes for
         # plain output, score the text with U+FFFD, as for files.
         raw = text.encode("utf-8", errors="surrogateescape")
-        yield Document(text=report.decode(raw, "arguments"), raw=raw + b"\n")
+        given.append(Document(text=report.decode(raw, "arguments"), raw=raw + b"\n"))
+    if given:
+        yield given
     inputs = job.inputs
     if not job.arguments and not inputs:
         if env.stdin_isatty:
@@ -74,11 +91,22 @@ def documents(env: Environment, job: RankJob, report: readers.ReadReport) -> Ite
             )
         inputs = ["-"]
     for name in inputs:
-        shown, data = read_input(env, name)
-        yield from readers.read(data, shown, job.read_options, report)
+        if name == "-":  # read as it arrives
+            chunks = _chunks(env.stdin, STDIN_NAME)
+            yield from readers.read_blocks(chunks, STDIN_NAME, job.read_options, report)
+        else:  # a file has arrived whole
+            shown, data = read_input(env, name)
+            yield from readers.in_blocks(readers.read(data, shown, job.read_options, report))
 
 
-def emit(env: Environment, results: list[Result], fmt: str) -> None:
+def documents(env: Environment, job: RankJob, report: readers.ReadReport) -> Iterator[Document]:
+    """Every document, in input order: arguments first, then each input (read as it is
+    reached)."""
+    for block in blocks(env, job, report):
+        yield from block
+
+
+def emit(env: Environment, results: Sequence[Result], fmt: str) -> None:
     writers.write(results, fmt, env.stdout, writers.WriteOptions(env.width, env.stdout_color))
 
 
@@ -88,10 +116,13 @@ def run(env: Environment, job: RankJob) -> ExitCode:
     check_query(job.query)  # a usage error, before the key is asked for (exit 3)
     with open_session(env, job) as session:
         report = readers.ReadReport(on_warning=env.warn)
-        with said_if_interrupted(env, session):  # the input may be a pipe that never closes
-            work = session.plan(job.query, documents(env, job, report), verbose=job.verbose)
-        if not work.documents:
-            raise NothingToShow("no documents to rank")
-        session.stats.skipped = report.skipped
+
+        def read(work: Plan) -> None:
+            if not work.documents:
+                raise NothingToShow("no documents to rank")
+            session.stats.skipped = report.skipped
+
         fmt = output_format(env, job.output)
-        return execute(env, session, job.query, work, job, partial(emit, env), fmt)
+        arriving = "-" in job.inputs or not (job.arguments or job.inputs)  # stdin
+        incoming = Incoming(blocks(env, job, report), read=read, arriving=arriving)
+        return execute(env, session, job.query, incoming, job, partial(emit, env), fmt)

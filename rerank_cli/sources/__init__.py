@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain, islice
 
 import orjson
 
 from rerank_cli.core.documents import Document
 from rerank_cli.errors import InputError, UsageError
 from rerank_cli.sources import grep, jsonish, lines, nul, paragraphs, rg_json
+from rerank_cli.sources.ansi import strip as strip_colour
 from rerank_cli.sources.records import (
     Reader,
     ReadOptions,
@@ -18,7 +20,16 @@ from rerank_cli.sources.records import (
     strip_bom,
 )
 
-__all__ = ["FORMATS", "ReadOptions", "ReadReport", "detect", "is_binary", "read"]
+__all__ = [
+    "FORMATS",
+    "ReadOptions",
+    "ReadReport",
+    "detect",
+    "in_blocks",
+    "is_binary",
+    "read",
+    "read_blocks",
+]
 
 SAMPLE_LINES = 50  # what auto-detection reads of an input: its first non-blank lines
 BINARY_WINDOW = 8192  # a NUL byte in the first 8 KB makes an input binary, as for grep and rg
@@ -112,3 +123,66 @@ def is_binary(data: bytes, fmt: str) -> bool:
     if fmt != "grep":
         return True
     return any(line.count(b"\0") > 1 or line.startswith(b"\0") for line in window.split(b"\n"))
+
+
+BLOCK = 4096  # documents per block, for readers that read their input whole
+HEAD_LIMIT = 1 << 20  # a head that has not shown enough lines by then: read the input whole
+
+
+def read_blocks(
+    chunks: Iterable[bytes], name: str, options: ReadOptions, report: ReadReport
+) -> Iterator[Sequence[Document]]:
+    """:func:`read` over an input that arrives in chunks (a pipe, a file read piece by
+    piece), in blocks of documents. Lines (``-F lines``, or what auto-detection finds to be
+    lines) are read as they arrive, a block per run of whole lines; every other format is read
+    whole first. Detection and the binary check see the same as :func:`read` would: they read
+    only the input's head — its first 8 KB and first ``SAMPLE_LINES`` lines of text — and the
+    head is read before deciding."""
+    pieces = iter(chunks)
+    head: list[bytes] = []
+    size = 0
+    sampled = 0  # complete lines that detection samples (grep's rule: text, not ``--``)
+    partial = b""
+    ended = True
+    for chunk in pieces:
+        head.append(chunk)
+        size += len(chunk)
+        if sampled <= SAMPLE_LINES:  # counted only as far as detection looks
+            complete = (partial + chunk).split(b"\n")
+            partial = complete.pop()
+            for line in complete:
+                sampled += _sampled_line(line)
+                if sampled > SAMPLE_LINES:
+                    break
+        detecting = options.format == "auto"
+        if size >= HEAD_LIMIT or (
+            size >= BINARY_WINDOW and (not detecting or sampled > SAMPLE_LINES)
+        ):
+            ended = False
+            break
+    first = b"".join(head)
+    if not ended and options.format == "auto" and sampled <= SAMPLE_LINES:
+        # A head of blank lines: detection may look further, so it sees all of it.
+        first, ended = first + b"".join(pieces), True
+    fmt = detect(first, options.grep_root) if options.format == "auto" else options.format
+    if fmt != "lines" or ended:
+        data = first if ended else first + b"".join(pieces)
+        yield from in_blocks(read(data, name, options, report))
+        return
+    if is_binary(first, fmt):
+        raise InputError(
+            "binary file (a NUL byte in the first 8 KB); for NUL-separated records use -0", name
+        )
+    yield from lines.read_blocks(chain([first], pieces), name, options, report)
+
+
+def _sampled_line(raw: bytes) -> bool:
+    body = strip_colour(chomp(raw + b"\n"))
+    return bool(body.strip()) and body != b"--"
+
+
+def in_blocks(documents: Iterable[Document]) -> Iterator[list[Document]]:
+    """``documents`` in lists of ``BLOCK``."""
+    documents = iter(documents)
+    while block := list(islice(documents, BLOCK)):
+        yield block

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from rerank_cli.core.documents import Document, Source
-from rerank_cli.sources.records import ReadOptions, ReadReport, is_blank_line, strip_bom
+from rerank_cli.sources.records import BOM, ReadOptions, ReadReport, is_blank_line, strip_bom
 
 # A line starting otherwise is not blank: no strip() needed. (ASCII whitespace, then the first
 # bytes of the other whitespace: U+001C-U+001F, U+0085, U+00A0, U+1680, U+2000-U+205F, U+3000.)
@@ -13,7 +13,40 @@ _BLANK_START = frozenset(b" \t\r\n\x0b\x0c\x1c\x1d\x1e\x1f\xc2\xe1\xe2\xe3")
 
 
 def read(data: bytes, name: str, options: ReadOptions, report: ReadReport) -> Iterator[Document]:
-    data = strip_bom(data)
+    return _documents(strip_bom(data), name, report, 0)
+
+
+def read_blocks(
+    chunks: Iterable[bytes], name: str, options: ReadOptions, report: ReadReport
+) -> Iterator[list[Document]]:
+    """:func:`read` over an input that arrives in chunks (a pipe): the documents of each run
+    of whole lines, a list as soon as its last LF has arrived, numbered as ``read`` numbers
+    them over the whole input."""
+    parts: list[bytes] = []
+    before = 0  # lines in the blocks already read
+    started = False  # the BOM, if any, is behind us
+    for chunk in chunks:
+        end = chunk.rfind(b"\n")
+        if end < 0 or (not started and sum(map(len, parts)) + end + 1 < len(BOM)):
+            parts.append(chunk)
+            continue
+        parts.append(chunk[: end + 1])
+        block = b"".join(parts)
+        parts = [chunk[end + 1 :]]
+        if not started:
+            block, started = strip_bom(block), True
+        yield list(_documents(block, name, report, before))
+        before += block.count(b"\n")
+    rest = b"".join(parts)
+    if not started:
+        rest = strip_bom(rest)
+    if rest:
+        yield list(_documents(rest, name, report, before))
+
+
+def _documents(data: bytes, name: str, report: ReadReport, before: int) -> Iterator[Document]:
+    """The documents of ``data``, whole lines (the last one may lack its LF) that follow
+    ``before`` lines of the same input."""
     if not data:
         return
     # Split once in C rather than line by line: this reader is most of a large run's reading.
@@ -42,4 +75,4 @@ def read(data: bytes, name: str, options: ReadOptions, report: ReadReport) -> It
             text = texts[number - 1]
             if len(body) < len(line):
                 text = text[:-1]
-        yield Document(text, raw, Source(name, number))
+        yield Document(text, raw, Source(name, before + number))

@@ -7,13 +7,25 @@ engines (a text's score independent of the other texts): the hosted API, not BM2
 
 from __future__ import annotations
 
+from array import array
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import repeat
 from typing import TYPE_CHECKING, cast
 
-from rerank_cli.engines.interface import Engine, ScoreCallback, Stats
+from rerank_cli.engines.interface import (
+    Engine,
+    ScoreCallback,
+    Stats,
+    StreamingEngine,
+    TextFeed,
+    streaming,
+)
 from rerank_cli.store.score_cache import (
     CACHE_MODES,
+    PAGE_CACHE_KB,
+    WRITING_CACHE_KB,
     CacheMode,
     Key,
     Scope,
@@ -167,6 +179,168 @@ class CachedEngine:
             scores[position] = value
         return _fill_copies(scores, copies)
 
+    async def score_feed(
+        self, query: str, feed: TextFeed, on_scores: ScoreCallback | None = None
+    ) -> Sequence[float]:
+        """:meth:`score` for texts as they arrive (distinct texts: the pipeline dedups): each
+        group that arrives is looked up in one statement (when this question was ever asked),
+        and what the cache does not answer goes on to the inner engine's feed at once, so
+        its batches leave while the input is still being read. Each landed batch is stored as
+        :meth:`score` stores it."""
+        import asyncio
+
+        inner = streaming(self.inner)
+        cache = self.cache
+        if cache is None or self.mode == "off":
+            return await inner.score_feed(query, feed, on_scores)
+        scope, ttl_days = self.scope, self.ttl_days
+        question = question_id(scope, query)
+        if not (self.mode == "normal" and cache.may_have(question)):
+            return await self._send_all(inner, query, feed, on_scores, question)
+        scores: array[float] = array("d")
+        to_send = TextFeed()
+        sending: list[str] = cast("list[str]", to_send.texts)
+        sent_from = array("q")  # the position in ``feed`` of each text sent
+        taken = 0
+        ended = asyncio.Event()  # the feed closed, or something failed
+        failure: list[BaseException] = []
+        engine: asyncio.Future[Sequence[float]] | None = None
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rerank-cache")
+        stored: deque[Future[None]] = deque()
+
+        def landed(batch: Sequence[int], values: Sequence[float]) -> None:
+            positions = [sent_from[i] for i in batch]
+            keys = make_keys(scope, query, [sending[i] for i in batch])
+            while stored and stored[0].done():  # thousands of batches: keep only those out
+                stored.popleft().result()
+            stored.append(writer.submit(cache.store, keys, list(values), question))
+            self._sent += len(positions)
+            for position, value in zip(positions, values, strict=True):
+                scores[position] = value
+            if on_scores is not None:
+                on_scores(positions, values)
+
+        def engine_done(task: asyncio.Future[Sequence[float]]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                ended.set()  # the run fails now, not when the input ends
+
+        def more() -> None:
+            nonlocal taken, engine
+            try:
+                end = feed.available
+                if end > taken:
+                    group = feed.texts[taken:end]
+                    scores.extend(repeat(0.0, end - taken))
+                    found = cache.lookup(make_keys(scope, query, group), ttl_days)
+                    hits: list[int] = []
+                    for position, text, value in zip(range(taken, end), group, found, strict=True):
+                        if value is None:
+                            sent_from.append(position)
+                            sending.append(text)
+                        else:
+                            scores[position] = value
+                            hits.append(position)
+                    self._count(hits=len(hits), misses=len(group) - len(hits))
+                    taken = end
+                    if hits and on_scores is not None:
+                        on_scores(hits, [scores[p] for p in hits])
+                    to_send.advance(len(sending))
+                    if engine is None and sending:
+                        engine = asyncio.ensure_future(inner.score_feed(query, to_send, landed))
+                        engine.add_done_callback(engine_done)
+                if feed.closed:
+                    to_send.close()
+                    ended.set()
+            except BaseException as error:  # a callback's error would go to the loop's log
+                failure.append(error)
+                ended.set()
+
+        feed.listen(more)
+        try:
+            more()
+            await ended.wait()
+            if failure:
+                raise failure[0]
+            if engine is not None:
+                await engine
+        finally:
+            if engine is not None and not engine.done():
+                engine.cancel()
+                await asyncio.gather(engine, return_exceptions=True)
+            writer.shutdown(wait=True)  # everything paid for is stored before we go on
+            self._record()
+        for write in stored:
+            write.result()
+        return scores
+
+    async def _send_all(
+        self,
+        inner: StreamingEngine,
+        query: str,
+        feed: TextFeed,
+        on_scores: ScoreCallback | None,
+        question: int,
+    ) -> Sequence[float]:
+        """:meth:`score_feed` when the cache has nothing to look up (a question never asked,
+        or --refresh): the feed goes to the inner engine as it is, and each landed batch is
+        stored."""
+        cache = self.cache
+        assert cache is not None
+        import threading
+
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rerank-cache")
+        texts = feed.texts
+        scope = self.scope
+        # Scores landed and not yet stored: positions and values, 12 bytes a score. The writer
+        # stores what is waiting, then what landed meanwhile, together, until nothing waits:
+        # it keeps up however fast answers come, and each batch is stored soon after it lands.
+        waiting: tuple[array[int], array[float]] = (array("I"), array("d"))
+        busy = False
+        lock = threading.Lock()
+        runs: deque[Future[None]] = deque()
+
+        def drain() -> None:  # on the writer thread
+            nonlocal waiting, busy
+            while True:
+                with lock:
+                    positions, values = waiting
+                    if not positions:
+                        busy = False
+                        return
+                    if len(positions) <= WRITE_MOST:
+                        waiting = (array("I"), array("d"))
+                    else:  # a transaction's rows and pages are held until it commits
+                        waiting = (positions[WRITE_MOST:], values[WRITE_MOST:])
+                        positions, values = positions[:WRITE_MOST], values[:WRITE_MOST]
+                keys = make_keys(scope, query, [texts[p] for p in positions])
+                cache.store(keys, values, question)
+
+        def landed(batch: Sequence[int], values: Sequence[float]) -> None:
+            nonlocal busy
+            with lock:
+                waiting[0].extend(batch)
+                waiting[1].extend(values)
+                start, busy = not busy, True
+            if start:
+                while runs and runs[0].done():
+                    runs.popleft().result()  # store() handles SQLite's errors; else a bug
+                runs.append(writer.submit(drain))
+            self._sent += len(batch)
+            if on_scores is not None:
+                on_scores(batch, values)
+
+        cache.page_cache(WRITING_CACHE_KB)  # only writes: no page is read again
+        try:
+            scores = await inner.score_feed(query, feed, landed)
+        finally:
+            self._count(hits=0, misses=feed.available)
+            writer.shutdown(wait=True)  # everything paid for is stored before we go on
+            cache.page_cache(PAGE_CACHE_KB)
+            self._record()
+        for run in runs:
+            run.result()
+        return scores
+
     def requests(self, query: str, texts: Sequence[str]) -> int:
         return self.inner.requests(query, texts)
 
@@ -189,6 +363,7 @@ class CachedEngine:
             self.cache.record_run(self._hits, self._misses, self._sent)
 
 
+WRITE_MOST = 1024  # scores stored in one transaction at most, while streaming
 HASH_CHUNK = 256  # texts hashed between two turns of the event loop: ~0.2 ms
 
 

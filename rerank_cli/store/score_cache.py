@@ -38,6 +38,9 @@ KEY_VERSION = b"rerank-score-v1\0"  # change it and every old entry misses: a ne
 BUSY_TIMEOUT = 5.0  # seconds SQLite waits on another process's lock before saying "busy"
 ATTEMPTS = 5  # tries of one transaction: some lock conflicts are reported without waiting
 PAGE_CACHE_KB = 65_536  # at most, per connection
+# While a run only writes (nothing of its question is stored yet), a page, once written, is not
+# wanted again: a million scores stored would otherwise fill all of PAGE_CACHE_KB.
+WRITING_CACHE_KB = 4_096
 LOOKUP_CHUNK = 500  # variables per query: under the oldest SQLite limit (999)
 DAY = 86_400.0
 
@@ -382,6 +385,14 @@ class ScoreCache:
                 # A file found corrupt now is replaced; the batch goes to the fresh one.
                 if not (attempt == 1 and self._failed("write", error)):
                     return
+
+    @_one_thread_at_a_time
+    def page_cache(self, kilobytes: int) -> None:
+        """Hold at most ``kilobytes`` of pages in memory (PAGE_CACHE_KB for lookups,
+        WRITING_CACHE_KB while a run only stores)."""
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute(f"PRAGMA cache_size = -{int(kilobytes)}")
 
     @_one_thread_at_a_time
     def may_have(self, question: int) -> bool:

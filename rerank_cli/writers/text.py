@@ -14,8 +14,17 @@ T = TypeVar("T")
 _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+PIECE = 8192  # results written at a time when they are built as the writer goes
+
+
 def write_jsonl(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
-    out.write(b"".join(in_rank_order(results, _json_line)))
+    if isinstance(results, list):  # built already: in input order, for memory locality
+        out.write(b"".join(in_rank_order(results, _json_line)))
+        return
+    # Built one at a time (a million-document ranking): written a piece at a time, so that
+    # the output is never all in memory at once.
+    for start in range(0, len(results), PIECE):
+        out.write(b"".join(in_rank_order(results[start : start + PIECE], _json_line)))
 
 
 def write_json(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
@@ -33,11 +42,12 @@ def in_rank_order(results: Sequence[Result], make: Callable[[Result], T]) -> lis
     """``make`` of each result, in rank order; built in input order when the results say it
     (a :class:`Ranking`), for memory locality."""
     by_input = getattr(results, "by_input", ())
-    if len(by_input) != len(results):
+    if len(by_input) != len(results) or not results:
         return [make(r) for r in results]
+    first = results[0].rank  # a piece of a ranking starts past rank 1
     made: list[T] = [None] * len(results)  # type: ignore[list-item]  # every slot is filled
     for result in by_input:
-        made[result.rank - 1] = make(result)
+        made[result.rank - first] = make(result)
     return made
 
 
@@ -46,11 +56,16 @@ def write_plain(results: Sequence[Result], out: IO[bytes], options: WriteOptions
     that ends with NUL (``-F nul``) is complete as it is. A document with a ``separator``
     (grep context groups, paragraphs) gets it printed before it, except first."""
     parts: list[bytes] = []
+    first = True
     for result in results:
         raw = result.document.raw
-        if parts:
+        if not first:
             parts.append(result.document.separator)
+        first = False
         parts.append(raw if raw.endswith((b"\n", b"\0")) else raw + b"\n")
+        if len(parts) >= PIECE:  # a million records are not held at once
+            out.write(b"".join(parts))
+            parts = []
     out.write(b"".join(parts))
 
 
@@ -64,5 +79,7 @@ def escape_tsv(text: str) -> str:
 
 def write_tsv(results: Sequence[Result], out: IO[bytes], options: WriteOptions) -> None:
     """``score<TAB>text``; a document not scored (--partial) has an empty score field."""
-    lines = (f"{score_text(r)}\t{escape_tsv(r.document.text)}\n" for r in results)
-    out.write("".join(lines).encode("utf-8"))
+    for start in range(0, len(results), PIECE):
+        piece = results[start : start + PIECE]
+        lines = (f"{score_text(r)}\t{escape_tsv(r.document.text)}\n" for r in piece)
+        out.write("".join(lines).encode("utf-8"))

@@ -3,13 +3,15 @@ batch the server finds too large, and reports each batch's scores as it lands.""
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, MutableSequence, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING
 
-from rerank_cli.engines.api.batching import plan_batches
+from rerank_cli.engines.api.batching import Batcher, plan_batches
 from rerank_cli.engines.api.protocol import Shape
-from rerank_cli.engines.interface import ScoreCallback, Stats
+from rerank_cli.engines.interface import ScoreCallback, Stats, TextFeed
 from rerank_cli.errors import ApiRefused, RequestTooLarge
 from rerank_cli.settings.schema import Settings
 
@@ -60,6 +62,35 @@ def batches(settings: Settings, query: str, texts: Sequence[str]) -> list[list[i
     )
 
 
+def batcher(settings: Settings, query: str) -> Batcher:
+    """:func:`batches`, online: the same batches, each handed out as soon as it closes."""
+    profile = settings.profile
+    shape = Shape.of(settings)
+    size = min(settings.batch_size, profile.max_documents or settings.batch_size)
+    tokens = None
+    if profile.max_tokens_per_request is not None:
+        from rerank_cli.providers.tokens import tokenizer_for
+
+        tokenizer = tokenizer_for(settings.model)
+        sent_query, instruction_fields = shape.sent_query(query)
+        per_query = tokenizer.count(sent_query) + sum(
+            map(tokenizer.count, instruction_fields.values())
+        )
+
+        def tokens(text: str) -> int:
+            return tokenizer.count(shape.sent_document(text)) + per_query
+
+    return Batcher(
+        size,
+        settings.max_request_bytes,
+        shape.overhead(query),
+        shape.cost,
+        shape.cost_bound,
+        tokens,
+        profile.max_tokens_per_request,
+    )
+
+
 class ApiEngine:
     """Scores on the rerank API. In a session, every call shares the session's client
     (``connect`` opens it on first use): one pool of at most ``-j`` connections, kept alive
@@ -91,7 +122,7 @@ class ApiEngine:
         self, query: str, texts: Sequence[str], on_scores: ScoreCallback | None = None
     ) -> list[float]:
         if self._connect is not None:
-            return await self._score(await self._connect(), query, texts, on_scores)
+            return list(await self._score(await self._connect(), query, texts, on_scores))
         # Imported here: a run the score cache answers entirely never needs them.
         import asyncio
 
@@ -105,23 +136,72 @@ class ApiEngine:
             notify=self._notify,
         )
         async with own:
-            return await self._score(own, query, texts, on_scores)
+            return list(await self._score(own, query, texts, on_scores))
 
     def requests(self, query: str, texts: Sequence[str]) -> int:
         return len(batches(self.settings, query, texts))
+
+    async def score_feed(
+        self, query: str, feed: TextFeed, on_scores: ScoreCallback | None = None
+    ) -> Sequence[float]:
+        """Score texts as they arrive: each batch is sent as soon as it closes (full, or the
+        next text would not fit), by at most ``-j`` workers; the batches are those
+        :meth:`score` would send for all the texts at once."""
+        if self._connect is not None:
+            return await self._score(await self._connect(), query, feed, on_scores)
+        import asyncio
+
+        from rerank_cli.engines.api.client import RerankClient
+
+        own = RerankClient(
+            self.settings,
+            self.stats,
+            transport=self._transport,
+            sleep=self._sleep or asyncio.sleep,
+            notify=self._notify,
+        )
+        async with own:
+            return await self._score(own, query, feed, on_scores)
 
     async def _score(
         self,
         client: RerankClient,
         query: str,
-        texts: Sequence[str],
+        given: Sequence[str] | TextFeed,
         on_scores: ScoreCallback | None,
-    ) -> list[float]:
+    ) -> MutableSequence[float]:
         import asyncio
 
         s = self.settings
-        scores = [0.0] * len(texts)
-        pending = deque(batches(s, query, texts))
+        # Scores by position: a list for texts given at once, an array (8 bytes a score) for
+        # a feed, which may be millions long.
+        scores: MutableSequence[float] = [] if not isinstance(given, TextFeed) else array("d")
+        ready: deque[list[int] | None] = deque()
+        if isinstance(given, TextFeed):
+            feed = given
+            texts = feed.texts
+            cutter = batcher(s, query)
+            workers_wanted = s.concurrency
+        else:
+            feed, texts, cutter = None, given, None
+            ready.extend(batches(s, query, given))
+            workers_wanted = min(s.concurrency, len(ready))
+        scores.extend(repeat(0.0, len(texts) if feed is None else 0))
+        wake = asyncio.Event()
+        taken = 0  # texts handed to the batcher
+
+        def more() -> None:
+            nonlocal taken
+            assert feed is not None and cutter is not None
+            end = feed.available
+            if end > taken:
+                scores.extend(repeat(0.0, end - taken))
+                ready.extend(cutter.add(texts, taken, end))
+                taken = end
+            if feed.closed:
+                ready.extend(cutter.close())
+                ready.extend(repeat(None, workers_wanted))  # one end for each worker
+            wake.set()
 
         async def run_batch(batch: list[int]) -> None:
             try:
@@ -143,10 +223,21 @@ class ApiEngine:
                 on_scores(batch, batch_scores)
 
         async def worker() -> None:
-            while pending:
-                await run_batch(pending.popleft())
+            while True:
+                while not ready:
+                    if feed is None:
+                        return
+                    wake.clear()
+                    await wake.wait()
+                batch = ready.popleft()
+                if batch is None:
+                    return
+                await run_batch(batch)
 
-        workers = [asyncio.ensure_future(worker()) for _ in range(min(s.concurrency, len(pending)))]
+        if feed is not None:
+            feed.listen(more)
+            more()
+        workers = [asyncio.ensure_future(worker()) for _ in range(workers_wanted)]
         try:
             await asyncio.gather(*workers)
         except BaseException:
