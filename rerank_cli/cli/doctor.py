@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import Annotated, Any, Optional
+from typing import Any
 
 import typer
 
-from rerank_cli.cli.options import OUTPUT, Color, ColorOpt, DryRunOpt, VerboseOpt, setting_options
+from rerank_cli.cli.options import (
+    Color,
+    ColorOpt,
+    DryRunOpt,
+    ReportOpt,
+    VerboseOpt,
+    setting_options,
+)
 
 EXAMPLES = """**Examples**
 
@@ -21,24 +27,10 @@ rerank doctor -o json | jq '.checks[] | select(.status != "pass")'
 """
 
 
-class DoctorFormat(str, Enum):
-    table = "table"
-    json = "json"
-
-
 @setting_options()
 def doctor(
     ctx: typer.Context,
-    output: Annotated[
-        Optional[DoctorFormat],  # noqa: UP045  (Typer reads annotations at run time on 3.10)
-        typer.Option(
-            "--output",
-            "-o",
-            help="Output format [default: table on a terminal, else json].",
-            rich_help_panel=OUTPUT,
-            show_default=False,
-        ),
-    ] = None,
+    output: ReportOpt = None,
     color: ColorOpt = Color.auto,
     verbose: VerboseOpt = False,
     dry_run: DryRunOpt = False,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Annotated, Any, Optional
 
 import typer
@@ -11,6 +10,7 @@ from rerank_cli.cli.options import (
     INPUT,
     OUTPUT,
     DryRunOpt,
+    ReportOpt,
     StatsOpt,
     VerboseOpt,
     YesOpt,
@@ -31,11 +31,6 @@ rerank eval --dataset scifact --candidates bm25.trec --depth 100 --baseline bm25
 """
 
 GATE = "Gate (exit 1 when the mean is below)"
-
-
-class EvalFormat(str, Enum):
-    table = "table"
-    json = "json"
 
 
 def _minimum(metric: str) -> object:
@@ -137,16 +132,7 @@ def evaluate(
         bool,
         typer.Option(help="Every query's figures too, not only the mean.", rich_help_panel=OUTPUT),
     ] = False,
-    output: Annotated[
-        Optional[EvalFormat],  # noqa: UP045  (Typer reads annotations at run time on 3.10)
-        typer.Option(
-            "--output",
-            "-o",
-            help="Output format [default: table on a terminal, else json].",
-            rich_help_panel=OUTPUT,
-            show_default=False,
-        ),
-    ] = None,
+    output: ReportOpt = None,
     min_ndcg: Annotated[Optional[float], _minimum("nDCG")] = None,  # noqa: UP045
     min_mrr: Annotated[Optional[float], _minimum("MRR")] = None,  # noqa: UP045
     min_recall: Annotated[Optional[float], _minimum("Recall")] = None,  # noqa: UP045

@@ -65,6 +65,24 @@ OutputOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+class ReportFormat(str, Enum):
+    """A command whose output is one report (eval, doctor): a table, or one JSON object."""
+
+    table = "table"
+    json = "json"
+
+
+ReportOpt = Annotated[
+    Optional[ReportFormat],  # noqa: UP045
+    _out(
+        "--output",
+        "-o",
+        help="Output format [default: table on a terminal, else json].",
+        show_default=False,
+    ),
+]
 TopKOpt = Annotated[
     Optional[int],  # noqa: UP045
     _out("--top-k", "-k", help="Show the best N only.", min=1, metavar="N", show_default=False),

@@ -514,18 +514,22 @@ class Resumed:
     length: int | None = None
 
 
+def read_out(path: Path) -> bytes:
+    """What --out holds (nothing when it is not there yet: a fresh run)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+    except OSError as error:
+        raise UsageError(f"cannot read --out file {path}: {error.strerror}") from None
+
+
 def scan_output(path: Path) -> Resumed:
     """Read --out for --resume: a line is complete when it ends with a newline and is a JSON
     object with an ``id`` and a ``results`` list. A torn last line (a kill mid-write) and error
     lines are dropped, so their queries are done again."""
     found = Resumed()
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return found
-    except OSError as error:
-        raise UsageError(f"cannot read --out file {path}: {error.strerror}") from None
-    for line in data.splitlines(keepends=True):
+    for line in read_out(path).splitlines(keepends=True):
         complete = False
         if line.endswith(b"\n"):
             try:
@@ -551,13 +555,7 @@ def scan_trec_output(path: Path) -> Resumed:
     line that is not ``qid Q0 docid rank score tag`` before the end means the file is not
     this command's run: refused rather than cut."""
     found = Resumed(length=0)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return found
-    except OSError as error:
-        raise UsageError(f"cannot read --out file {path}: {error.strerror}") from None
-    lines = data.splitlines(keepends=True)
+    lines = read_out(path).splitlines(keepends=True)
     offset = 0
     block: bytes | None = None  # the qid of the block being read
     block_start = 0
