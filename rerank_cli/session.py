@@ -675,8 +675,6 @@ class Reranker:
     ) -> tuple[pipeline.Filters, Settings]:
         """A call's arguments checked (with messages in the API's words), its filters and its
         settings."""
-        import math
-
         if not isinstance(query, str):
             raise UsageError(f"query must be a string, got {python_kind(query)}")
         if isinstance(documents, (str, bytes)) or not isinstance(documents, Iterable):
@@ -684,20 +682,10 @@ class Reranker:
                 "documents must be a list (or any iterable) of strings, dicts or Documents, "
                 f"got {python_kind(documents)}"
             )
-        if top_k is not None and (
-            isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1
-        ):
-            raise UsageError(f"top_k must be a whole number ≥ 1, got {top_k!r}")
-        if min_score is not None and (
-            isinstance(min_score, bool)
-            or not isinstance(min_score, (int, float))
-            or not math.isfinite(min_score)
-        ):
-            raise UsageError(f"min_score must be a finite number, got {min_score!r}")
+        filters = filters_of(top_k, min_score)
         for name, value in (("instruction", instruction), ("task", task)):
             if value is not None and not isinstance(value, str):
                 raise UsageError(f"{name} must be a string, got {python_kind(value)}")
-        filters = pipeline.Filters(top_k=top_k, min_score=min_score)
         return filters, self._for_call(instruction, task)  # type: ignore[arg-type]
 
 
@@ -706,6 +694,21 @@ class _Stack:
     settings: Settings
     engine: Engine  # behind the cache, when there is one
     cached: CachedEngine | None
+
+
+def filters_of(top_k: object, min_score: object) -> pipeline.Filters:
+    """``top_k`` and ``min_score`` as a caller of the Python API gives them, checked."""
+    import math
+
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise UsageError(f"top_k must be a whole number ≥ 1, got {top_k!r}")
+    if min_score is not None and (
+        isinstance(min_score, bool)
+        or not isinstance(min_score, (int, float))
+        or not math.isfinite(min_score)
+    ):
+        raise UsageError(f"min_score must be a finite number, got {min_score!r}")
+    return pipeline.Filters(top_k=top_k, min_score=min_score)
 
 
 def check_query(query: str) -> None:

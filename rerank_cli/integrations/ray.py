@@ -42,10 +42,9 @@ if importlib.util.find_spec("ray") is None or importlib.util.find_spec("pyarrow"
         name="ray",
     )
 
-from rerank_cli.core import pipeline
-from rerank_cli.errors import ApiError, InputError, UsageError
+from rerank_cli.errors import ApiError, InputError
 from rerank_cli.jobs.batch_job import plan_groups, score_groups, stops_run
-from rerank_cli.session import Reranker
+from rerank_cli.session import Reranker, filters_of
 from rerank_cli.sources.queries import Query, id_key, query_of
 from rerank_cli.sources.records import ReadOptions, ReadReport
 from rerank_cli.writers import runs
@@ -148,21 +147,6 @@ class Rerank:
         session = getattr(self, "session", None)
         if session is not None and not sys.is_finalizing():
             session.close()
-
-
-def filters_of(top_k: object, min_score: object) -> pipeline.Filters:
-    """``top_k`` and ``min_score`` checked, as ``Reranker.rank`` checks them."""
-    import math
-
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise UsageError(f"top_k must be a whole number ≥ 1, got {top_k!r}")
-    if min_score is not None and (
-        isinstance(min_score, bool)
-        or not isinstance(min_score, (int, float))
-        or not math.isfinite(min_score)
-    ):
-        raise UsageError(f"min_score must be a finite number, got {min_score!r}")
-    return pipeline.Filters(top_k=top_k, min_score=min_score)
 
 
 # -- Ray Data's batch formats: a pyarrow Table, a pandas DataFrame, or a dict of numpy arrays
