@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,3 +143,20 @@ def api_cli(cli: RunCli, server: RerankServer) -> RunCli:
         return cli(*args, *api_options(server), env={"GR_KEY": TEST_KEY, **(env or {})}, **kwargs)
 
     return run
+
+
+def without_root_reads(path: Path) -> list[str]:
+    """The command prefix that makes a mode-000 file unreadable to the process: nothing for a
+    user; for root (CI), ``setpriv`` taking away the capabilities that let root read any file
+    (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root, and no setpriv to give up reading any file")
+    caps = "-dac_override,-dac_read_search"
+    prefix = [setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}"]
+    probe = subprocess.run([*prefix, "cat", str(path)], capture_output=True, check=False)
+    if probe.returncode == 0:
+        pytest.skip("setpriv could not take away root's right to read any file here")
+    return prefix

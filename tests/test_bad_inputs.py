@@ -16,7 +16,6 @@ import array
 import errno
 import fcntl
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +28,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+
+from tests.conftest import without_root_reads
 
 RERANK = Path(sys.executable).with_name("rerank")
 LEX = ("--engine", "lexical")
@@ -381,23 +382,6 @@ def waiting_for_more(process: subprocess.Popen[bytes], writer: int) -> None:
         if time.monotonic() > deadline:
             pytest.fail("the process never waited on its input")
         time.sleep(0.01)
-
-
-def without_root_reads(path: Path) -> list[str]:
-    """The command prefix that makes a mode-000 file unreadable to the process: nothing for a
-    user; for root (CI), ``setpriv`` taking away the capabilities that let root read any file
-    (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH)."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root, and no setpriv to give up reading any file")
-    caps = "-dac_override,-dac_read_search"
-    prefix = [setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}"]
-    probe = subprocess.run([*prefix, "cat", str(path)], capture_output=True, check=False)
-    if probe.returncode == 0:
-        pytest.skip("setpriv could not take away root's right to read any file here")
-    return prefix
 
 
 def test_the_table_covers_every_kind_of_input() -> None:

@@ -4,6 +4,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +25,7 @@ from rerank_cli.sources.walk import (
     parse_size,
     walk,
 )
+from tests.conftest import without_root_reads
 
 RG = shutil.which("rg")
 # CI (.ci/run) sets RERANK_REQUIRE_TOOLS=1: a missing tool then fails these tests, not skips them.
@@ -341,15 +343,28 @@ def test_check_paths_names_every_path_that_cannot_be_walked(tmp_path: Path) -> N
     )
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads everything")
-def test_check_paths_refuses_an_unreadable_directory(tmp_path: Path) -> None:
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_files_refuses_an_unreadable_directory(tmp_path: Path) -> None:
+    """Through the console script, so that root (CI) runs it too, without the capabilities
+    that let root read anything."""
     locked = make(tmp_path, {"locked/a.txt": ""}) / "locked"
     locked.chmod(0)
     try:
-        with pytest.raises(InputError, match="locked: permission denied"):
-            check_paths([str(locked)])
+        rerank = str(Path(sys.executable).with_name("rerank"))
+        command = [
+            *without_root_reads(locked),
+            rerank,
+            "files",
+            "q",
+            str(locked),
+            "--engine",
+            "lexical",
+        ]
+        done = subprocess.run(command, capture_output=True, check=False, cwd=tmp_path)
     finally:
         locked.chmod(0o755)
+    assert done.returncode == 2, done.stderr
+    assert b"locked: permission denied" in done.stderr
 
 
 SECRET_EXAMPLES = [
