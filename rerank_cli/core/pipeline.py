@@ -84,9 +84,14 @@ class Planner:
         store = DocumentStore(texts, positions) if positions is not None else DocumentStore()
         self.plan = Plan(store, texts, positions=positions)
         self._store = store
+        # While the store holds documents as they are (up to HOLD), whole documents are
+        # deduplicated through a dict, in one comprehension a block: the common case, as fast
+        # as planning all at once. Past that, through a set of the texts seen (no position
+        # object per text); a document whose text came before is placed by finish().
+        self._by_dict = positions is not None
         self._seen: set[str] = set()
         self._repeats: list[tuple[int, str]] = []  # (document, text seen before)
-        self._position_of: dict[str, int] = {}  # once documents are split
+        self._position_of: dict[str, int] = {}  # held documents, or once documents are split
 
     def add(self, documents: Sequence[Document], split: Splitter = whole) -> None:
         """Plan ``documents`` (numbered from the number of documents planned so far), each split
@@ -105,12 +110,29 @@ class Planner:
                 for units, document in zip(parts, documents, strict=True)
             ):
                 self._place_repeats()
-                self._position_of = {text: position for position, text in enumerate(texts)}
+                if not self._by_dict:
+                    self._position_of = {text: position for position, text in enumerate(texts)}
+                self._by_dict = False
                 self._seen = set()
                 store.keep_texts()
                 work._units = work.units
                 work.positions = array("I")
                 work.whole = False
+        if work.whole and self._by_dict:
+            position_of = self._position_of
+            before = len(position_of)
+            place_text = position_of.setdefault  # its default: the number of texts seen before
+            placed = [place_text(document.text, len(position_of)) for document in documents]
+            work.positions.extend(placed)
+            if len(position_of) > before:
+                new = [d.text for d, p in zip(documents, placed, strict=True) if p >= before]
+                texts.extend(new if len(new) == len(position_of) - before else dict.fromkeys(new))
+            store.extend(documents)
+            if store.held is None:  # compacted: from now on, the set
+                self._by_dict = False
+                self._seen = set(position_of)
+                self._position_of = {}
+            return
         if work.whole:
             seen, positions, repeats = self._seen, work.positions, self._repeats
             add, append, place = seen.add, texts.append, positions.append
