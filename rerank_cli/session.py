@@ -604,7 +604,7 @@ class Reranker:
         the run that follows."""
         return self._built(settings).engine
 
-    def _pending(self, settings: Settings, query: str, texts: list[str]) -> Sequence[int]:
+    def _pending(self, settings: Settings, query: str, texts: Sequence[str]) -> Sequence[int]:
         """Positions of ``texts`` the cache does not answer: what a run would send."""
         cached = self._built(settings).cached
         return range(len(texts)) if cached is None or not texts else cached.pending(query, texts)

@@ -272,7 +272,7 @@ def test_a_plan_built_block_by_block_is_the_plan_of_all(
         built = planner.finish()
     finally:
         documents_module.HOLD = held
-    assert built.texts == expected.texts
+    assert list(built.texts) == expected.texts
     assert built.units == expected.units
     assert list(built.documents) == [
         Document(d.text, d.raw, d.source, index=i) for i, d in enumerate(documents())
