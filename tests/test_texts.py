@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 from rerank_cli.core import texts as texts_module
 from rerank_cli.core.texts import TextIndex, TextTable
+from tests.conftest import TEST_KEY, RunCli, api_options
+from tests.server import RerankServer
 
 text = st.one_of(
     st.sampled_from(["", "a", "b", "alpha", "é ü", "日本", "\U0001f600", "a\nb"]),
@@ -105,3 +107,34 @@ def test_the_index_grows_past_its_first_table() -> None:
     words = [f"w{i % 5000}" for i in range(12000)]
     assert index.place(words) == [i % 5000 for i in range(12000)]
     assert len(table) == 5000
+
+
+def test_a_store_given_a_hold_compacts_past_it() -> None:
+    from rerank_cli.core.documents import Document, DocumentStore, Source
+
+    given = [Document(t, (t + "\n").encode(), Source("f", i + 1)) for i, t in enumerate("abcab")]
+    store = DocumentStore(hold=2)
+    store.extend(given[:2])
+    assert store.held is not None
+    store.extend(given[2:])
+    assert store.held is None  # past the hold: compact
+    assert list(store) == [Document(d.text, d.raw, d.source, index=i) for i, d in enumerate(given)]
+
+
+def test_stdin_past_the_streaming_hold_writes_what_the_read_all_run_writes(
+    cli: RunCli, server: RerankServer
+) -> None:
+    """More lines than are held whole while streaming (repeats across blocks): the texts are
+    held compactly, and the output is that of the run that reads everything first."""
+    from rerank_cli.core.documents import STREAM_HOLD
+
+    count = STREAM_HOLD + 3000
+    data = b"".join(b"line %d about module %d\n" % (i, i % 4000) for i in range(count))
+    data += b"".join(b"line %d about module %d\n" % (i, i % 4000) for i in range(50))  # again
+    common = ["module", *api_options(server), "--batch-size", "500", "-o", "jsonl"]
+    env = {"GR_KEY": TEST_KEY}
+    streamed = cli(*common, stdin=data, env=env)
+    read_all = cli(*common, "--max-docs", "1000000", stdin=data, env=env)
+    assert streamed.exit_code == read_all.exit_code == 0
+    assert streamed.stdout == read_all.stdout
+    assert streamed.stdout.count(b"\n") == count + 50

@@ -83,10 +83,15 @@ class Planner:
     :class:`~rerank_cli.core.texts.TextIndex` (no string, set entry or position object per
     text): a million short lines cost about their bytes."""
 
-    def __init__(self, whole_documents: bool = True) -> None:
+    def __init__(self, whole_documents: bool = True, *, hold: int | None = None) -> None:
+        """``hold``: documents held as they are at most, if fewer than ``HOLD``."""
         texts = TextTable()
         positions = array("I") if whole_documents else None
-        store = DocumentStore(texts, positions) if positions is not None else DocumentStore()
+        store = (
+            DocumentStore(texts, positions, hold=hold)
+            if positions is not None
+            else DocumentStore(hold=hold)
+        )
         self.plan = Plan(store, texts, positions=positions)
         self._texts = texts
         self._store = store
