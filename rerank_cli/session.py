@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rerank_cli.core import pipeline
-from rerank_cli.core.documents import Document, Result
+from rerank_cli.core.documents import STREAM_HOLD, Document, Result
 from rerank_cli.engines.interface import (
     Engine,
     Stats,
@@ -458,7 +458,7 @@ class Reranker:
             work = self.plan(query, documents, split, settings=settings, verbose=verbose)
             return work, self.score(query, work, on_progress, settings=settings)
         long = self._long_documents(settings, query, verbose)
-        planner = pipeline.Planner(whole_documents=split is pipeline.whole)
+        planner = pipeline.Planner(whole_documents=split is pipeline.whole, hold=STREAM_HOLD)
         feed = TextFeed(planner.plan.texts)
         loop = self._start()
         scoring = loop.submit(self._score_feed(query, feed, streaming(engine), on_progress))
@@ -604,7 +604,7 @@ class Reranker:
         the run that follows."""
         return self._built(settings).engine
 
-    def _pending(self, settings: Settings, query: str, texts: list[str]) -> Sequence[int]:
+    def _pending(self, settings: Settings, query: str, texts: Sequence[str]) -> Sequence[int]:
         """Positions of ``texts`` the cache does not answer: what a run would send."""
         cached = self._built(settings).cached
         return range(len(texts)) if cached is None or not texts else cached.pending(query, texts)

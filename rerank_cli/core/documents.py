@@ -77,6 +77,7 @@ class DocumentStore(Sequence[Document]):
 
     __slots__ = (
         "_held",
+        "_hold",
         "_lines",
         "_names",
         "_others",
@@ -87,8 +88,13 @@ class DocumentStore(Sequence[Document]):
     )
 
     def __init__(
-        self, texts: Sequence[str] | None = None, positions: Sequence[int] | None = None
+        self,
+        texts: Sequence[str] | None = None,
+        positions: Sequence[int] | None = None,
+        *,
+        hold: int | None = None,
     ) -> None:
+        self._hold = hold  # held as they are at most: HOLD, or fewer if given
         self._shared = texts
         self._positions = positions
         self._texts: list[str] | None = [] if texts is None else None
@@ -112,7 +118,7 @@ class DocumentStore(Sequence[Document]):
                 document.index = number
                 held.append(document)
                 number += 1
-            if number > HOLD:
+            if number > (HOLD if self._hold is None else min(HOLD, self._hold)):
                 self._held = None
                 self._compact(held)
             return
@@ -215,5 +221,8 @@ class DocumentStore(Sequence[Document]):
 
 
 HOLD = 1 << 17  # documents held as they are, at most
+# … when they are read as they arrive (stdin): fewer, since 131,072 documents held whole
+# (~420 bytes each) would be most of the peak memory of a run of a million lines.
+STREAM_HOLD = 1 << 14
 OTHER = 0  # a line number no document has: the document is kept whole
 LINE_LIMIT = 2**32  # line numbers are held in 4 bytes; a document past that is kept whole

@@ -15,6 +15,7 @@ from operator import attrgetter
 from typing import overload
 
 from rerank_cli.core.documents import Chunk, Document, DocumentStore, Result
+from rerank_cli.core.texts import TextIndex, TextTable
 from rerank_cli.engines.interface import Engine, ScoreCallback, Stats
 
 # A splitter turns one document into the units that are scored: (chunk, text) pairs. The
@@ -42,13 +43,13 @@ class Plan:
     def __init__(
         self,
         documents: Sequence[Document],
-        texts: list[str] | None = None,
+        texts: Sequence[str] | None = None,
         units: list[tuple[int, Chunk | None, int]] | None = None,
         *,
         positions: array[int] | None = None,
     ) -> None:
         self.documents = documents
-        self.texts: list[str] = [] if texts is None else texts
+        self.texts: Sequence[str] = [] if texts is None else texts
         self.whole = positions is not None  # one unit per document, each the whole text
         self.positions: array[int] = array("q") if positions is None else positions
         self._units: list[tuple[int, Chunk | None, int]] = [] if units is None else units
@@ -73,27 +74,36 @@ class Planner:
     text is appended to ``plan.texts`` as it is first seen, so that scoring can start on the
     texts already planned while the input is still being read. Identical texts are planned
     once per run, whatever block they come in. Documents are held in a
-    :class:`~rerank_cli.core.documents.DocumentStore`.
+    :class:`~rerank_cli.core.documents.DocumentStore`, texts in a
+    :class:`~rerank_cli.core.texts.TextTable`.
 
-    Whole documents are deduplicated with a set of the texts seen (no position object per
-    text); a document whose text came before is placed by :meth:`finish`."""
+    While the store holds documents as they are (up to ``HOLD``), whole documents are
+    deduplicated through a dict, in one comprehension a block: the common case, as fast as
+    planning all at once. Past that, the texts are held compactly and deduplicated through a
+    :class:`~rerank_cli.core.texts.TextIndex` (no string, set entry or position object per
+    text): a million short lines cost about their bytes."""
 
-    def __init__(self, whole_documents: bool = True) -> None:
-        texts: list[str] = []
+    def __init__(self, whole_documents: bool = True, *, hold: int | None = None) -> None:
+        """``hold``: documents held as they are at most, if fewer than ``HOLD``."""
+        texts = TextTable()
         positions = array("I") if whole_documents else None
-        store = DocumentStore(texts, positions) if positions is not None else DocumentStore()
+        store = (
+            DocumentStore(texts, positions, hold=hold)
+            if positions is not None
+            else DocumentStore(hold=hold)
+        )
         self.plan = Plan(store, texts, positions=positions)
+        self._texts = texts
         self._store = store
-        self._seen: set[str] = set()
-        self._repeats: list[tuple[int, str]] = []  # (document, text seen before)
-        self._position_of: dict[str, int] = {}  # once documents are split
+        self._index: TextIndex | None = None  # whole documents, once held compactly
+        self._position_of: dict[str, int] = {}  # held whole documents, or split ones
 
     def add(self, documents: Sequence[Document], split: Splitter = whole) -> None:
         """Plan ``documents`` (numbered from the number of documents planned so far), each split
         by ``split``. The plan stays one of whole documents for as long as every document is
         one unit, its whole text; the first split otherwise turns it into a plan of units."""
         work = self.plan
-        texts = work.texts
+        texts = self._texts
         store = self._store
         parts: list[Sequence[tuple[Chunk | None, str]]] | None = None
         if work.whole and split is not whole:
@@ -104,27 +114,31 @@ class Planner:
                 len(units) == 1 and units[0][0] is None and units[0][1] == document.text
                 for units, document in zip(parts, documents, strict=True)
             ):
-                self._place_repeats()
-                self._position_of = {text: position for position, text in enumerate(texts)}
-                self._seen = set()
+                if self._index is not None:
+                    self._position_of = {text: position for position, text in enumerate(texts)}
+                    self._index = None
                 store.keep_texts()
                 work._units = work.units
                 work.positions = array("I")
                 work.whole = False
-        if work.whole:
-            seen, positions, repeats = self._seen, work.positions, self._repeats
-            add, append, place = seen.add, texts.append, positions.append
-            for document in documents:
-                text = document.text
-                before = len(seen)
-                add(text)
-                if len(seen) > before:
-                    place(len(texts))
-                    append(text)
-                else:
-                    repeats.append((len(positions), text))
-                    place(0)  # placed by finish()
+        if work.whole and self._index is not None:
+            work.positions.extend(self._index.place([document.text for document in documents]))
             store.extend(documents)
+            return
+        if work.whole:
+            position_of = self._position_of
+            before = len(position_of)
+            place_text = position_of.setdefault  # its default: the number of texts seen before
+            placed = [place_text(document.text, len(position_of)) for document in documents]
+            work.positions.extend(placed)
+            if len(position_of) > before:
+                new = [d.text for d, p in zip(documents, placed, strict=True) if p >= before]
+                texts.extend(new if len(new) == len(position_of) - before else dict.fromkeys(new))
+            store.extend(documents)
+            if store.held is None:  # held compactly from now on: the texts too
+                texts.compact()
+                self._index = TextIndex(texts)
+                self._position_of = {}
             return
         position_of = self._position_of
         units = work._units
@@ -138,25 +152,14 @@ class Planner:
                     texts.append(text)
                 units.append((number, chunk, position))
 
-    def _place_repeats(self) -> None:
-        """Point each document whose text came before at that text's position."""
-        repeats = self._repeats
-        if not repeats:
-            return
-        first = dict.fromkeys((text for _, text in repeats), 0)
-        for position, text in enumerate(self.plan.texts):
-            if text in first:
-                first[text] = position
-        positions = self.plan.positions
-        for document, text in repeats:
-            positions[document] = first[text]
-        self._repeats = []
-
     def finish(self) -> Plan:
-        """The plan, once every document is in (the table of texts seen is let go)."""
-        self._place_repeats()
-        self._seen = set()
+        """The plan, once every document is in (the tables of texts seen are let go). Texts
+        never held compactly are handed over as a plain list."""
+        self._index = None
         self._position_of = {}
+        listed = self._texts.listed
+        if listed is not None:
+            self.plan.texts = listed
         return self.plan
 
 
@@ -164,9 +167,9 @@ def plan(documents: Sequence[Document], split: Splitter = whole) -> Plan:
     """Split every document and dedup the texts: identical texts are scored once per run."""
     if split is whole:
         return _plan_whole(documents)
-    result = Plan(documents)
+    texts: list[str] = []
+    result = Plan(documents, texts)
     position_of: dict[str, int] = {}
-    texts = result.texts
     units = result._units
     for number, document in enumerate(documents):
         for chunk, text in split(document):

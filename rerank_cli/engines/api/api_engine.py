@@ -176,7 +176,7 @@ class ApiEngine:
         # Scores by position: a list for texts given at once, an array (8 bytes a score) for
         # a feed, which may be millions long.
         scores: MutableSequence[float] = [] if not isinstance(given, TextFeed) else array("d")
-        ready: deque[list[int] | None] = deque()
+        ready: deque[Sequence[int] | None] = deque()
         if isinstance(given, TextFeed):
             feed = given
             texts = feed.texts
@@ -203,7 +203,7 @@ class ApiEngine:
                 ready.extend(repeat(None, workers_wanted))  # one end for each worker
             wake.set()
 
-        async def run_batch(batch: list[int]) -> None:
+        async def run_batch(batch: Sequence[int]) -> None:
             try:
                 batch_scores = await client.rerank(query, [texts[i] for i in batch], s)
             except RequestTooLarge as error:

@@ -72,9 +72,11 @@ class Batcher:
         self._used = 0  # its tokens
         self._longest = 0  # its longest text, in characters
 
-    def add(self, texts: Sequence[str], start: int, end: int) -> list[list[int]]:
-        """Take ``texts[start:end]``; the batches closed by them."""
-        closed: list[list[int]] = []
+    def add(self, texts: Sequence[str], start: int, end: int) -> list[Sequence[int]]:
+        """Take ``texts[start:end]``; the batches closed by them (a batch of consecutive
+        positions cut by count alone is a ``range``: a backlog of a million texts waiting to
+        be sent costs no int object each)."""
+        closed: list[Sequence[int]] = []
         if start >= end:
             return closed
         if self.tokens is None and self.cost_bound is not None:
@@ -85,11 +87,18 @@ class Batcher:
                 position = start
                 while position < end:
                     take = min(self.batch_size - len(self.current), end - position)
+                    if take == self.batch_size:  # a whole batch: a range, not a list of ints
+                        closed.append(range(position, position + take))
+                        position += take
+                        continue
                     self.current.extend(range(position, position + take))
                     position += take
                     if len(self.current) >= self.batch_size:
                         closed.append(self.current)
-                        self.current, self._longest = [], 0
+                        self.current = []
+                # The longest text of the batch left open is at most that of the group (and
+                # of what was open before it).
+                self._longest = longest if self.current else 0
                 return closed
         if self._size is None:  # counted by count alone so far: count its bytes now
             self._size = self.overhead + sum(self.cost(texts[p]) for p in self.current)
@@ -114,7 +123,7 @@ class Batcher:
                 self.current, self._size, self._used, self._longest = [], self.overhead, 0, 0
         return closed
 
-    def close(self) -> list[list[int]]:
+    def close(self) -> list[Sequence[int]]:
         """The last batch, if any texts are left."""
         last, self.current = self.current, []
         return [last] if last else []
