@@ -395,7 +395,11 @@ def test_on_ray_two_actors_rank_as_rerank_batch(
     from rerank_cli.integrations.ray import Rerank
 
     given = write_jsonl(tmp_path / "q.jsonl", OBJECT_ROWS)
-    expected = batch_results(api_cli("batch", given, "--field", "body", "--id-field", "docid"))
+    # -j 1 here too: the server's peak in flight below must be the actors' alone.
+    expected = batch_results(
+        api_cli("batch", given, "--field", "body", "--id-field", "docid", "-j", "1")
+    )
+    assert server.max_in_flight == 1
     # Each actor has -j 1: two requests in flight at once can only be the two actors'.
     server.hold_until_in_flight(2, timeout=10)
     ranked = ray.data.read_json(given).map_batches(
