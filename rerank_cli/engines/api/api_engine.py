@@ -21,27 +21,34 @@ if TYPE_CHECKING:
     from rerank_cli.engines.api.client import RerankClient, Sleep
 
 
+def _limits(settings: Settings, query: str) -> tuple[Shape, int, Callable[[str], int] | None]:
+    """The request's shape, the documents a batch may hold (batch size capped by the
+    provider's), and a document's tokens as sent when the provider limits tokens per request
+    (query tokens count once per document, as Voyage counts them)."""
+    profile = settings.profile
+    shape = Shape.of(settings)
+    size = min(settings.batch_size, profile.max_documents or settings.batch_size)
+    if profile.max_tokens_per_request is None:
+        return shape, size, None
+    from rerank_cli.providers.tokens import tokenizer_for
+
+    tokenizer = tokenizer_for(settings.model)
+    sent_query, instruction_fields = shape.sent_query(query)
+    per_query = tokenizer.count(sent_query) + sum(map(tokenizer.count, instruction_fields.values()))
+
+    def tokens(text: str) -> int:
+        return tokenizer.count(shape.sent_document(text)) + per_query
+
+    return shape, size, tokens
+
+
 def batches(settings: Settings, query: str, texts: Sequence[str]) -> list[list[int]]:
     """The requests a run makes: batch size capped by the provider's documents per request,
     the byte budget, and the provider's token budget per request (query tokens count once per
     document, as Voyage counts them). Tokens are those of the texts as sent: the query with
     its instruction (in it, or in a field), each document in its prompt in template mode."""
     profile = settings.profile
-    shape = Shape.of(settings)
-    size = min(settings.batch_size, profile.max_documents or settings.batch_size)
-    tokens = None
-    if profile.max_tokens_per_request is not None:
-        from rerank_cli.providers.tokens import tokenizer_for
-
-        tokenizer = tokenizer_for(settings.model)
-        sent_query, instruction_fields = shape.sent_query(query)
-        per_query = tokenizer.count(sent_query) + sum(
-            map(tokenizer.count, instruction_fields.values())
-        )
-
-        def tokens(text: str) -> int:
-            return tokenizer.count(shape.sent_document(text)) + per_query
-
+    shape, size, tokens = _limits(settings, query)
     overhead = shape.overhead(query)
     if tokens is None:
         # Usually the byte budget cannot bind: then batches are slices, with no cost per text.
@@ -65,21 +72,7 @@ def batches(settings: Settings, query: str, texts: Sequence[str]) -> list[list[i
 def batcher(settings: Settings, query: str) -> Batcher:
     """:func:`batches`, online: the same batches, each handed out as soon as it closes."""
     profile = settings.profile
-    shape = Shape.of(settings)
-    size = min(settings.batch_size, profile.max_documents or settings.batch_size)
-    tokens = None
-    if profile.max_tokens_per_request is not None:
-        from rerank_cli.providers.tokens import tokenizer_for
-
-        tokenizer = tokenizer_for(settings.model)
-        sent_query, instruction_fields = shape.sent_query(query)
-        per_query = tokenizer.count(sent_query) + sum(
-            map(tokenizer.count, instruction_fields.values())
-        )
-
-        def tokens(text: str) -> int:
-            return tokenizer.count(shape.sent_document(text)) + per_query
-
+    shape, size, tokens = _limits(settings, query)
     return Batcher(
         size,
         settings.max_request_bytes,
