@@ -157,14 +157,28 @@ def _eval_plan(inputs: Inputs, extra: list[str]) -> Plan:
     return Plan("eval", argv)
 
 
+# rerank's short options that take a value: in a cluster (``-vk5``), what follows one is its
+# value, not more flags.
+_VALUED = frozenset("iFmjoksPIgt")
+
+
 def _check_extra(extra: Sequence[str], refused: Mapping[str, str]) -> None:
     for token in extra:
-        name = token.split("=", 1)[0] if token.startswith("--") else token
-        if name not in refused and token.startswith("-o") and not token.startswith("--"):
-            name = "-o"  # -ojson
-        if name in refused:
-            # The option's name only: a value (a key, say) is not repeated in logs.
-            raise InputError(f"args: {name} is not allowed here: {refused[name]}")
+        if token.startswith("--"):
+            names = [token.split("=", 1)[0]]
+        elif token.startswith("-") and len(token) > 1:
+            # A cluster of short flags (``-vq`` is ``-v -q``), up to one that takes a value.
+            names = []
+            for letter in token[1:]:
+                names.append(f"-{letter}")
+                if letter in _VALUED or not letter.isalnum():
+                    break
+        else:
+            names = [token]
+        for name in names:
+            if name in refused:
+                # The option's name only: a value (a key, say) is not repeated in logs.
+                raise InputError(f"args: {name} is not allowed here: {refused[name]}")
 
 
 def _lines(value: str) -> list[str]:
@@ -176,7 +190,8 @@ def expand(patterns: Iterable[str], cwd: Path) -> list[str]:
     depth), sorted; a glob that matches no file is an :class:`InputError`. Duplicates go."""
     names: list[str] = []
     for pattern in patterns:
-        if not any(character in pattern for character in "*?["):
+        # A name that is a file is that file, even when it holds glob characters (data[1].txt).
+        if not any(character in pattern for character in "*?[") or (cwd / pattern).is_file():
             names.append(pattern)
             continue
         matches = sorted(glob.glob(pattern, root_dir=cwd, recursive=True))

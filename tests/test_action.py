@@ -332,6 +332,18 @@ def test_args_are_split_like_words_and_passed_on(docs: Action, server: RerankSer
     assert len(server.rerank_requests) == 1
 
 
+def test_a_file_named_like_a_glob_is_that_file_and_short_flag_clusters_pass(
+    docs: Action, server: RerankServer
+) -> None:
+    write(docs.workspace, {"docs/data[1].txt": "Paris is the capital of France.\n"})
+    run = docs.run(query="capital of France", input="docs/data[1].txt", args="-vk1")
+
+    assert run.status == 0, run.log
+    assert run.outputs["count"] == "1"
+    [request] = server.rerank_requests
+    assert request.documents == ["Paris is the capital of France."]
+
+
 def test_inputs_are_data_never_shell_code(docs: Action, server: RerankServer) -> None:
     query = 'capital $(touch pwned1) `touch pwned2` "; touch pwned3; echo " \' && touch pwned4'
 
@@ -457,6 +469,8 @@ def test_a_rejected_key_is_exit_3_and_never_shown(docs: Action, server: RerankSe
         ({"input": "docs/a.txt", "paths": "src"}, "set input (rank documents) or paths"),
         ({"input": "docs/*.pdf"}, "input: 'docs/*.pdf' matches no file"),
         ({"input": "docs/a.txt", "args": "-o table"}, "args: -o is not allowed here"),
+        ({"input": "docs/a.txt", "args": "-vq"}, "args: -q is not allowed here"),
+        ({"input": "docs/a.txt", "args": "-yvojson"}, "args: -o is not allowed here"),
         ({"input": "docs/a.txt", "args": f"--api-key={TEST_KEY}"}, "pass the key as env GR_KEY"),
         ({"input": "docs/a.txt", "args": f"--api-key '{TEST_KEY}"}, "args: No closing quotation"),
         ({"input": "docs/a.txt", "args": "'unclosed"}, "args: No closing quotation"),
