@@ -277,3 +277,44 @@ def test_a_plan_built_block_by_block_is_the_plan_of_all(
     assert list(built.documents) == [
         Document(d.text, d.raw, d.source, index=i) for i, d in enumerate(documents())
     ]
+
+
+def test_long_error_reads_everything_before_sending_anything(tmp_path: Path) -> None:
+    """--long error promises that nothing is sent when a document is over the limit: a piped
+    run must not stream batches out before it has seen the last document. stdin stays open
+    for a while after a first batch's worth of lines (a streamed run sends them at once), then
+    a document over the limit arrives."""
+    if not RERANK.exists():
+        pytest.skip("the rerank script is not installed beside this interpreter")
+    lines = b"".join(b"note %d: how streaming works, line by line\n" % i for i in range(300))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RERANK_")}
+    env.update(
+        GR_KEY=TEST_KEY,
+        RERANK_CONFIG_DIR=str(tmp_path / "config"),
+        RERANK_CACHE_DIR=str(tmp_path / "cache"),
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+    )
+    options = ["--batch-size", "16", "--long", "error", "--max-tokens", "50"]
+    with RerankServer(api_key=TEST_KEY) as server:
+        process = subprocess.Popen(
+            [str(RERANK), "how", "--base-url", server.base_url, *options],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        assert process.stdin is not None
+        try:
+            process.stdin.write(lines)
+            process.stdin.flush()
+            threading.Event().wait(2.0)  # a streamed run would have sent its first batches
+            process.stdin.write(b"long " + b"word " * 3000 + b"\n")
+        finally:
+            process.stdin.close()
+            process.stdin = None
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 2, err.decode()
+        assert b"<stdin>:301:" in err
+        assert out == b""
+        assert server.rerank_requests == []

@@ -63,15 +63,17 @@ class Incoming:
 
 def needs_count(env: Environment, session: Reranker, job: JobOptions) -> bool:
     """Whether the run must know every document before it may send one: a dry run, a budget
-    (--max-docs, --max-cost), or a question to ask first (confirm_over on a terminal); or,
-    with --partial, the whole plan to show part of. Such a run reads its whole input first;
-    any other streams input that is still arriving."""
+    (--max-docs, --max-cost), a question to ask first (confirm_over on a terminal), or
+    --long error (a document over the limit stops the run before anything is sent); or, with
+    --partial, the whole plan to show part of. Such a run reads its whole input first; any
+    other streams input that is still arriving."""
     settings = job.settings
     return (
         job.dry_run
         or job.partial
         or settings.max_docs is not None
         or settings.max_cost is not None
+        or settings.long == "error"
         or asks_first(env, session, job)
     )
 
