@@ -147,12 +147,9 @@ def test_the_store_gives_back_the_documents_it_was_given(
         documents_module.HOLD = held
 
 
-def test_the_first_request_leaves_before_stdin_closes(tmp_path: Path) -> None:
-    """A subprocess whose stdin stays open: the server sees a request before it is closed."""
-    if not RERANK.exists():
-        pytest.skip("the rerank script is not installed beside this interpreter")
-    lines = b"".join(b"note %d: how streaming works, line by line\n" % i for i in range(300))
-    assert len(lines) > 8192  # detection and the binary check read the first 8 KB first
+def process_environment(tmp_path: Path) -> dict[str, str]:
+    """A rerank process's environment: the test key, config and cache of its own, no proxy
+    for the loopback server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RERANK_")}
     env.update(
         GR_KEY=TEST_KEY,
@@ -161,6 +158,16 @@ def test_the_first_request_leaves_before_stdin_closes(tmp_path: Path) -> None:
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",
     )
+    return env
+
+
+def test_the_first_request_leaves_before_stdin_closes(tmp_path: Path) -> None:
+    """A subprocess whose stdin stays open: the server sees a request before it is closed."""
+    if not RERANK.exists():
+        pytest.skip("the rerank script is not installed beside this interpreter")
+    lines = b"".join(b"note %d: how streaming works, line by line\n" % i for i in range(300))
+    assert len(lines) > 8192  # detection and the binary check read the first 8 KB first
+    env = process_environment(tmp_path)
     with RerankServer(api_key=TEST_KEY) as server:
         process = subprocess.Popen(
             [str(RERANK), "how", "--base-url", server.base_url, "--batch-size", "16"],
@@ -287,14 +294,7 @@ def test_long_error_reads_everything_before_sending_anything(tmp_path: Path) -> 
     if not RERANK.exists():
         pytest.skip("the rerank script is not installed beside this interpreter")
     lines = b"".join(b"note %d: how streaming works, line by line\n" % i for i in range(300))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RERANK_")}
-    env.update(
-        GR_KEY=TEST_KEY,
-        RERANK_CONFIG_DIR=str(tmp_path / "config"),
-        RERANK_CACHE_DIR=str(tmp_path / "cache"),
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-    )
+    env = process_environment(tmp_path)
     options = ["--batch-size", "16", "--long", "error", "--max-tokens", "50"]
     with RerankServer(api_key=TEST_KEY) as server:
         process = subprocess.Popen(
