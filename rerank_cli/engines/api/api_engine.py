@@ -114,8 +114,16 @@ class ApiEngine:
     async def score(
         self, query: str, texts: Sequence[str], on_scores: ScoreCallback | None = None
     ) -> list[float]:
+        return list(
+            await self._on_client(lambda client: self._score(client, query, texts, on_scores))
+        )
+
+    async def _on_client(
+        self, work: Callable[[RerankClient], Awaitable[Sequence[float]]]
+    ) -> Sequence[float]:
+        """``work`` on the session's client, or — alone (tests) — on a client of its own."""
         if self._connect is not None:
-            return list(await self._score(await self._connect(), query, texts, on_scores))
+            return await work(await self._connect())
         # Imported here: a run the score cache answers entirely never needs them.
         import asyncio
 
@@ -129,7 +137,7 @@ class ApiEngine:
             notify=self._notify,
         )
         async with own:
-            return list(await self._score(own, query, texts, on_scores))
+            return await work(own)
 
     def requests(self, query: str, texts: Sequence[str]) -> int:
         return len(batches(self.settings, query, texts))
@@ -140,21 +148,7 @@ class ApiEngine:
         """Score texts as they arrive: each batch is sent as soon as it closes (full, or the
         next text would not fit), by at most ``-j`` workers; the batches are those
         :meth:`score` would send for all the texts at once."""
-        if self._connect is not None:
-            return await self._score(await self._connect(), query, feed, on_scores)
-        import asyncio
-
-        from rerank_cli.engines.api.client import RerankClient
-
-        own = RerankClient(
-            self.settings,
-            self.stats,
-            transport=self._transport,
-            sleep=self._sleep or asyncio.sleep,
-            notify=self._notify,
-        )
-        async with own:
-            return await self._score(own, query, feed, on_scores)
+        return await self._on_client(lambda client: self._score(client, query, feed, on_scores))
 
     async def _score(
         self,
